@@ -1,0 +1,17 @@
+"""attnlab's self-attention core: patterns say which keys each query sees, backends compute them.
+
+    from core import MultiHeadSelfAttention, Full, Causal, Truncated, EdgeMask, attend
+"""
+
+from .attend import BACKENDS, attend, choose_backend
+from .attention import MultiHeadSelfAttention
+from .encoder import DropPath, Encoder, EncoderBlock, Mlp
+from .patterns import Causal, EdgeMask, Full, Pattern, Truncated
+from .positional import LearnedPositions, RelativePositionBias, Rotary, sinusoidal_2d, sinusoidal_positions
+from .scores import AdditiveScore, masked_softmax
+
+__all__ = [
+    "BACKENDS", "AdditiveScore", "Causal", "DropPath", "EdgeMask", "Encoder", "EncoderBlock", "Full",
+    "LearnedPositions", "Mlp", "MultiHeadSelfAttention", "Pattern", "RelativePositionBias", "Rotary",
+    "Truncated", "attend", "choose_backend", "masked_softmax", "sinusoidal_2d", "sinusoidal_positions",
+]

@@ -1,0 +1,101 @@
+"""Multi-head self-attention: q = W^q a, k = W^k a, v = W^v a per head, attend, mix heads with W^o."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .attend import Backend, attend
+from .patterns import EdgeMask, Full, Pattern
+from .positional import RelativePositionBias, Rotary
+from .scores import AdditiveScore
+
+Position = Literal["none", "rotary", "relative"]
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Self-attention over a sequence (B, L, dim) or, with ``EdgeMask``, over graph nodes (N, dim).
+
+    ``score``: "dot" (scaled dot product) or "additive" (a · act(q_i + k_j) per head).
+    ``position``: attention-level positions, "rotary" or "relative" (Shaw); absolute
+    encodings are added to the inputs by the caller. The weight layout (one fused
+    ``qkv`` Linear, ``proj`` = W^o) matches ``torch.nn.MultiheadAttention``'s in/out projections.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        score: Literal["dot", "additive"] = "dot",
+        additive_activation: Literal["tanh", "leaky_relu"] = "tanh",
+        position: Position = "none",
+        max_relative_distance: int = 16,
+        qkv_bias: bool = True,
+        attn_dropout: float = 0.0,
+        proj_dropout: float = 0.0,
+        backend: Backend = "auto",
+    ):
+        super().__init__()
+        if dim <= 0 or num_heads <= 0 or dim % num_heads:
+            raise ValueError(f"dim ({dim}) must be a positive multiple of num_heads ({num_heads})")
+        if score not in ("dot", "additive"):
+            raise ValueError(f"score must be 'dot' or 'additive', got {score!r}")
+        if position not in ("none", "rotary", "relative"):
+            raise ValueError(f"position must be 'none', 'rotary' or 'relative', got {position!r}")
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        self.score, self.position, self.backend = score, position, backend
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.attn_dropout = attn_dropout
+        self.proj_dropout = nn.Dropout(proj_dropout)
+        self.additive = AdditiveScore(num_heads, self.head_dim, additive_activation) if score == "additive" else None
+        self.rotary = Rotary(self.head_dim) if position == "rotary" else None
+        self.relative = RelativePositionBias(self.head_dim, max_relative_distance) if position == "relative" else None
+
+    def forward(
+        self,
+        x: Tensor,
+        pattern: Pattern | None = None,
+        padding_mask: Tensor | None = None,
+        return_weights: bool = False,
+        backend: Backend | None = None,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        pattern = Full() if pattern is None else pattern
+        graph = isinstance(pattern, EdgeMask)
+        self._check_input(x, padding_mask, graph)
+        qkv = self.qkv(x)
+        if graph:  # (N, 3·dim) -> three (N, H, D): the layout the edge backend gathers from
+            q, k, v = qkv.view(x.size(0), 3, self.num_heads, self.head_dim).unbind(1)
+            if self.rotary is not None:  # node index as position; rotate along N
+                q, k = (self.rotary(t.transpose(0, 1)).transpose(0, 1) for t in (q, k))
+        else:  # (B, L, 3·dim) -> three (B, H, L, D)
+            batch, length, _ = x.shape
+            q, k, v = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+            if self.rotary is not None:
+                q, k = self.rotary(q), self.rotary(k)
+        result = attend(
+            q, k, v, pattern, padding_mask, backend or self.backend,
+            additive=self.additive, relative=self.relative,
+            dropout_p=self.attn_dropout if self.training else 0.0, return_weights=return_weights,
+        )
+        out, weights = result if return_weights else (result, None)
+        out = out.reshape(x.size(0), self.dim) if graph else out.transpose(1, 2).reshape(x.shape)
+        out = self.proj_dropout(self.proj(out))
+        return (out, weights) if return_weights else out
+
+    def _check_input(self, x: Tensor, padding_mask: Tensor | None, graph: bool) -> None:
+        rank, layout = (2, "(nodes, dim)") if graph else (3, "(batch, length, dim)")
+        if not isinstance(x, Tensor) or x.dim() != rank or x.size(-1) != self.dim:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"MultiHeadSelfAttention expects x of shape {layout} with dim={self.dim}, got {shape}")
+        if padding_mask is None:
+            return
+        expected = x.shape[:-1]
+        if padding_mask.dtype != torch.bool or padding_mask.shape != expected:
+            raise ValueError(f"padding_mask must be a bool tensor of shape {tuple(expected)} (True = real), "
+                             f"got {padding_mask.dtype} {tuple(padding_mask.shape)}")
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, heads={self.num_heads}, score={self.score}, position={self.position}"

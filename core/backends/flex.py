@@ -1,0 +1,65 @@
+"""FlexAttention block masks (torch.nn.attention.flex_attention) for Full, Causal and Truncated.
+
+On CUDA the compiled kernel skips key blocks the block mask rules out, so Truncated costs
+O(L·w) with fused-kernel speed. On CPU it runs eagerly (for tests), which is O(L²): ``auto``
+therefore chooses it on CUDA only. Rows with nothing to attend to are zeroed explicitly.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import torch
+from torch import Tensor
+
+from ..patterns import Causal, Full, Pattern, Truncated
+
+
+@functools.cache
+def _compiled_flex():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def _mask_mod(pattern: Pattern, padding_mask: Tensor | None):
+    if isinstance(pattern, Full):
+        def allowed(b, h, i, j):
+            return i >= 0
+    elif isinstance(pattern, Causal):
+        def allowed(b, h, i, j):
+            return j <= i
+    elif isinstance(pattern, Truncated):
+        left, right = pattern.left, pattern.right
+
+        def allowed(b, h, i, j):
+            return (j - i >= -left) & (j - i <= right)
+    else:
+        raise ValueError(f"flex backend supports Full, Causal and Truncated, got {pattern!r}")
+    if padding_mask is None:
+        return allowed
+
+    def allowed_and_real(b, h, i, j):
+        return allowed(b, h, i, j) & padding_mask[b, i] & padding_mask[b, j]
+
+    return allowed_and_real
+
+
+def flex_attention(
+    q: Tensor, k: Tensor, v: Tensor, pattern: Pattern, padding_mask: Tensor | None, scale: float
+) -> Tensor:
+    from torch.nn.attention.flex_attention import AuxRequest, create_block_mask
+    from torch.nn.attention.flex_attention import flex_attention as flex_eager
+
+    batch, _, length, _ = q.shape
+    if not q.is_cuda:  # forward-only there (attend refuses autograd); torch checks requires_grad even under no_grad
+        q, k, v = q.detach(), k.detach(), v.detach()
+    mask_batch = batch if padding_mask is not None else None
+    block_mask = create_block_mask(_mask_mod(pattern, padding_mask), mask_batch, None, length, length, device=q.device)
+    with warnings.catch_warnings():  # eager on CPU is the intended, tested fallback: no nagging
+        warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+        kernel = _compiled_flex() if q.is_cuda else flex_eager
+        out, aux = kernel(q, k, v, block_mask=block_mask, scale=scale, return_aux=AuxRequest(lse=True))
+    # The log-sum-exp is -inf exactly where a row had no allowed key.
+    return out.masked_fill(torch.isinf(aux.lse)[..., None], 0.0)
