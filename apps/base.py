@@ -1,0 +1,175 @@
+"""``AttnLabModule``: what every app shares — optimiser + schedule, optional compile, metric logging.
+
+Apps subclass it, build ``self.encoder`` (a ``core.Encoder``) and call ``self.log_step`` from their
+``*_step`` methods. The CLI reads ``monitor`` / ``monitor_mode`` to configure checkpointing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+from torchmetrics import Metric, MetricCollection
+
+from core import Causal, Full, LearnedPositions, RelativePositionBias, Truncated
+
+STAGES = ("train", "val", "test")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW + per-step LR schedule: linear warmup, then cosine decay to ``min_lr_ratio * lr`` (or constant).
+
+    Warmup is either ``warmup_steps`` or ``warmup_ratio`` of all training steps, not both.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    scheduler: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError(f"OptimConfig: set warmup_steps ({self.warmup_steps}) or warmup_ratio "
+                             f"({self.warmup_ratio}), not both")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"OptimConfig: warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"OptimConfig: min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+
+    def warmup_for(self, total_steps: int) -> int:
+        return self.warmup_steps or int(self.warmup_ratio * total_steps)
+
+
+# Hyperparameters saved by apps built in Python (the CLI saves plain config dicts instead) may hold these;
+# allow them so such checkpoints load under torch.load's weights_only default.
+torch.serialization.add_safe_globals([OptimConfig, Full, Causal, Truncated])
+
+
+def lr_factor(
+    step: int,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    scheduler: Literal["cosine", "constant"] = "cosine",
+    min_lr_ratio: float = 0.0,
+) -> float:
+    """Multiplier of the base LR at optimizer step ``step`` (0-based).
+
+    Warmup rises linearly to 1 over ``warmup_steps`` steps (1/w, 2/w, ..., 1) so no step is spent at LR 0;
+    cosine then falls from 1 at step ``warmup_steps`` to ``min_lr_ratio`` at ``total_steps``, and stays there.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if scheduler == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class AttnLabModule(L.LightningModule):
+    """Base class of every attnlab app.
+
+    ``monitor`` / ``monitor_mode``: the metric the CLI's default ModelCheckpoint keeps the best of.
+    ``app_name``: the folder under ``runs/``; defaults to the lower-cased class name.
+    No weight decay (it would pull lookup tables and gains towards 0) for: parameters with ndim < 2
+    (biases, norms), parameters of ``no_decay_modules`` (embeddings, positional tables), and
+    parameters whose own name contains one of ``no_decay_keywords`` (e.g. ``pos_embed``, ``cls_token``).
+    """
+
+    monitor: str | None = "val/acc"
+    monitor_mode: Literal["min", "max"] = "max"
+    app_name: str | None = None
+    no_decay_modules: tuple[type[nn.Module], ...] = (nn.Embedding, LearnedPositions, RelativePositionBias)
+    no_decay_keywords: tuple[str, ...] = ("pos", "embed", "token")
+
+    def __init__(self, optim: OptimConfig | None = None, compile: bool = False) -> None:
+        super().__init__()
+        self.optim = optim or OptimConfig()
+        self.compile_encoder = compile
+        self._compiled = False
+
+    # ---------------------------------------------------------------- metrics
+    def setup_metrics(self, metrics: Metric | MetricCollection | dict[str, Metric]) -> None:
+        """Give each stage its own copy of ``metrics`` (own state), logged as ``<stage>/<name>``."""
+        if isinstance(metrics, Metric):
+            metrics = {type(metrics).__name__.lower(): metrics}
+        collection = metrics if isinstance(metrics, MetricCollection) else MetricCollection(metrics)
+        for stage in STAGES:
+            setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+
+    def log_step(
+        self,
+        stage: str,
+        loss: Tensor,
+        preds: Tensor | None = None,
+        target: Tensor | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        """Log ``<stage>/loss``, update and log the stage metrics (computed and reset per epoch)."""
+        train = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=train, on_epoch=True, prog_bar=True,
+                 batch_size=batch_size, sync_dist=not train)
+        metrics: MetricCollection | None = getattr(self, f"{stage}_metrics", None)
+        if metrics is not None and preds is not None:
+            metrics.update(preds, target)
+            self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+
+    # ------------------------------------------------------------ optimiser
+    def parameter_groups(self) -> list[dict]:
+        """Two AdamW groups: with weight decay (matrices), without (biases, norms, embeddings, positions)."""
+        decay, no_decay, seen = [], [], set()
+        for module in self.modules():
+            for name, param in module.named_parameters(recurse=False):
+                if not param.requires_grad or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                skip = (
+                    param.ndim < 2
+                    or isinstance(module, self.no_decay_modules)
+                    or any(k in name for k in self.no_decay_keywords)
+                )
+                (no_decay if skip else decay).append(param)
+        return [
+            {"params": decay, "weight_decay": self.optim.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    def configure_optimizers(self):
+        cfg = self.optim
+        optimizer = torch.optim.AdamW(self.parameter_groups(), lr=cfg.lr, betas=cfg.betas)
+        total = self.trainer.estimated_stepping_batches
+        if cfg.scheduler == "cosine" and not math.isfinite(total):
+            raise ValueError(
+                "optim.scheduler='cosine' needs a finite training length: set trainer.max_epochs or "
+                "trainer.max_steps, or use optim.scheduler='constant'"
+            )
+        total = int(total) if math.isfinite(total) else 0
+        warmup = cfg.warmup_for(total)
+
+        def factor(step: int) -> float:
+            return lr_factor(step, warmup_steps=warmup, total_steps=total, scheduler=cfg.scheduler,
+                             min_lr_ratio=cfg.min_lr_ratio)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -------------------------------------------------------------- compile
+    def configure_model(self) -> None:
+        """Compile ``self.encoder`` in place (state_dict keys unchanged, so checkpoints stay portable)."""
+        if not self.compile_encoder or self._compiled:
+            return
+        encoder = getattr(self, "encoder", None)
+        if not isinstance(encoder, nn.Module):
+            rank_zero_warn(f"{type(self).__name__}: compile=True but no `self.encoder` to compile; ignored")
+            return
+        encoder.compile()
+        self._compiled = True

@@ -1,0 +1,290 @@
+"""The ``attnlab`` command: one LightningCLI for every app.
+
+    attnlab fit  --config configs/demo/majority.yaml
+    attnlab test --config configs/demo/majority.yaml --ckpt_path best
+
+On top of LightningCLI it adds defaults every app inherits unless the config sets its own:
+checkpointing of the model's ``monitor`` metric (best + last), CSV + TensorBoard logs under
+``runs/<app>/version_N``, a rich progress bar, an LR monitor, bf16 on GPUs that support it.
+``--ckpt_path best|last`` also works outside a fit run (it looks in the newest run of the app),
+and ``test`` writes its metrics as JSON next to the checkpoint it evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import re
+import tempfile
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ProgressBar,
+    RichProgressBar,
+)
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+from rich.console import Console
+from rich.table import Table
+
+# Imported so that short names (--model SequenceClassifier, --data SyntheticSequences) resolve.
+import apps.sequence  # noqa: F401
+import datamodules.synthetic  # noqa: F401
+from apps.base import AttnLabModule
+
+BEST_POINTER = "best.txt"  # written next to the checkpoints: file name of the best one
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning's advertising tips and a torch-2.11 deprecation raised inside Lightning, not ours."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith("💡 Tip")
+    )
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+def default_precision() -> str:
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def runs_root(default_root_dir: str | os.PathLike | None) -> Path:
+    """``runs/`` inside the trainer's default_root_dir (the working directory when unset)."""
+    return Path(default_root_dir or ".") / "runs"
+
+
+def _versions(app_dir: Path) -> list[tuple[int, Path]]:
+    matches = ((re.fullmatch(r"version_(\d+)", p.name), p) for p in app_dir.glob("version_*"))
+    return sorted((int(m.group(1)), p) for m, p in matches if m and p.is_dir())
+
+
+def next_version(app_dir: Path) -> int:
+    versions = _versions(app_dir)
+    return versions[-1][0] + 1 if versions else 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _best_from_last(last: Path) -> Path | None:
+    """The best checkpoint named by the ModelCheckpoint state inside ``last.ckpt`` (weights memory-mapped)."""
+    try:
+        ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # unreadable or not weights_only-safe: no answer from this file
+        return None
+    for state in ckpt.get("callbacks", {}).values():
+        best = state.get("best_model_path") if isinstance(state, dict) else None
+        if best:
+            return last.parent / Path(best).name
+    return None
+
+
+def find_checkpoint(app_dir: Path, which: Literal["best", "last"]) -> Path:
+    """Resolve ``best`` / ``last`` in the newest ``version_N`` of ``app_dir`` that holds checkpoints."""
+    runs = [p / "checkpoints" for _, p in reversed(_versions(app_dir)) if (p / "checkpoints").is_dir()]
+    if not runs:
+        raise FileNotFoundError(
+            f"ckpt_path={which!r}: no checkpoints found, searched {app_dir}/version_*/checkpoints/. "
+            "Run `attnlab fit` with this config first, or pass a checkpoint file."
+        )
+    ckpt_dir, last = runs[0], runs[0] / "last.ckpt"
+    if which == "last":
+        if last.is_file():
+            return last
+        raise FileNotFoundError(f"ckpt_path='last': {last} does not exist (is save_last enabled?)")
+    pointer = ckpt_dir / BEST_POINTER
+    best = ckpt_dir / pointer.read_text().strip() if pointer.is_file() else None
+    if best is None and last.is_file():
+        best = _best_from_last(last)
+    if best is not None and best.is_file():
+        return best
+    raise FileNotFoundError(
+        f"ckpt_path='best': no best checkpoint recorded in {ckpt_dir} (looked for {BEST_POINTER} and the "
+        f"ModelCheckpoint state in last.ckpt){'' if best is None else f'; it names {best}, which is missing'}"
+    )
+
+
+class AttnLabCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that also writes ``best.txt`` (name of the best checkpoint) so ``--ckpt_path best``
+    can be resolved later without loading any checkpoint."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        if trainer.is_global_zero and self.best_model_path and self.dirpath:
+            write_atomic(Path(self.dirpath) / BEST_POINTER, Path(self.best_model_path).name + "\n")
+
+
+def _import(class_path: str) -> type:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def app_name(model_class: type) -> str:
+    """The folder under ``runs/``: the class attribute ``app_name``, else the lower-cased class name."""
+    return getattr(model_class, "app_name", None) or model_class.__name__.lower()
+
+
+class AttnLabCLI(LightningCLI):
+    """LightningCLI with attnlab's defaults; see the module docstring."""
+
+    def __init__(self, args: ArgsType = None, **kwargs: Any) -> None:
+        kwargs.setdefault("trainer_defaults", {"precision": default_precision(), "accelerator": "auto"})
+        super().__init__(
+            model_class=AttnLabModule,
+            subclass_mode_model=True,
+            datamodule_class=L.LightningDataModule,
+            subclass_mode_data=True,
+            seed_everything_default=42,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,  # one way to configure optimisation: model.optim
+            args=args,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ parsing
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse, then turn ``ckpt_path: best|last`` into a file of this app's newest run.
+
+        Lightning resolves these names only inside the fit run that made the checkpoints; resolving them
+        here also lets LightningCLI restore the model's hyperparameters from that checkpoint.
+        """
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        which = config.get("ckpt_path")
+        if which not in ("best", "last"):
+            return
+        app_dir = runs_root(config.trainer.default_root_dir) / app_name(_import(config.model.class_path))
+        try:
+            config.ckpt_path = str(find_checkpoint(app_dir, which))
+        except FileNotFoundError as err:
+            parser.error(str(err))
+        rank_zero_info(f"ckpt_path={which!r} resolved to {config.ckpt_path}")
+
+    # ------------------------------------------------------------------ trainer
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        """Add default callbacks and loggers unless the config has its own (needs the instantiated model)."""
+        config = self._get(self.config_init, "trainer", default={})
+        user = config.get("callbacks") or []
+        user = list(user) if isinstance(user, list | tuple) else [user]
+        callback_keys = self._parser(self.subcommand).callback_keys
+        present = user + [self._get(self.config_init, key) for key in callback_keys]
+        kwargs.setdefault("callbacks", user + self.default_callbacks(config, present))
+        if config.get("logger") is None:
+            kwargs.setdefault("logger", self.default_loggers(config))
+        if self.subcommand in ("validate", "test", "predict"):
+            # Evaluating a checkpoint never needs the training callbacks whose state it holds.
+            warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be")
+        return super().instantiate_trainer(**kwargs)
+
+    def default_callbacks(self, trainer_config: dict[str, Any], present: list[Callback]) -> list[Callback]:
+        """Checkpointing of the model's ``monitor`` and an LR monitor (when training), a rich progress bar;
+        each unless present or switched off in the trainer config (Lightning rejects, e.g., a progress bar
+        with enable_progress_bar=False)."""
+
+        def has(kind: type) -> bool:
+            return any(isinstance(cb, kind) for cb in present)
+
+        callbacks: list[Callback] = []
+        training = self.subcommand in (None, "fit")
+        if training and trainer_config.get("enable_checkpointing") is not False and not has(ModelCheckpoint):
+            callbacks.append(AttnLabCheckpoint(
+                monitor=self.model.monitor, mode=self.model.monitor_mode, filename="best-{epoch}-{step}",
+                save_last=True,
+            ))
+        if trainer_config.get("enable_progress_bar") is not False and not has(ProgressBar):
+            callbacks.append(RichProgressBar())
+        if training and trainer_config.get("logger") is not False and not has(LearningRateMonitor):
+            callbacks.append(LearningRateMonitor(logging_interval="step"))
+        return callbacks
+
+    def default_loggers(self, trainer_config: dict[str, Any]) -> list:
+        """CSV + TensorBoard in the same ``runs/<app>/version_N`` (TensorBoard in its ``tb/`` sub-dir)."""
+        root = runs_root(trainer_config.get("default_root_dir"))
+        name = app_name(type(self.model))
+        version = next_version(root / name)
+        return [
+            CSVLogger(root, name=name, version=version),
+            TensorBoardLogger(root, name=name, version=version, sub_dir="tb", default_hp_metric=False),
+        ]
+
+    # ------------------------------------------------------------------ test
+    def test(self, **kwargs: Any) -> list[dict[str, float]]:
+        """Run ``trainer.test``, print the metrics as a table and save them as JSON next to the checkpoint.
+
+        LightningCLI calls this instead of ``trainer.test`` for the ``test`` subcommand.
+        """
+        verbose = kwargs.pop("verbose", True)
+        results = self.trainer.test(verbose=False, **kwargs)
+        metrics = {name: float(value) for result in results for name, value in result.items()}
+        ckpt_path = self.trainer.ckpt_path or kwargs.get("ckpt_path")
+        if self.trainer.is_global_zero:
+            out = self.save_metrics(metrics, ckpt_path)
+            if verbose:
+                print_metrics(metrics, ckpt_path, out)
+        return results
+
+    def save_metrics(self, metrics: dict[str, float], ckpt_path: str | None) -> Path:
+        if ckpt_path:
+            out = Path(ckpt_path).with_suffix(".metrics.json")
+        else:
+            out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "metrics.json"
+        config_text = self._parser(self.subcommand).dump(self.config[self.subcommand])
+        record = {
+            "metrics": metrics,
+            "checkpoint": str(ckpt_path) if ckpt_path else None,
+            "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
+            "data": None if self.datamodule is None
+            else f"{type(self.datamodule).__module__}.{type(self.datamodule).__qualname__}",
+            "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_atomic(out, json.dumps(record, indent=2) + "\n")
+        return out
+
+
+def print_metrics(metrics: dict[str, float], ckpt_path: str | None, out: Path) -> None:
+    """Where the numbers come from and where they went, then the numbers (last, so they end the output)."""
+    console = Console()
+    console.print(f"checkpoint: {ckpt_path or '(weights in memory)'}", soft_wrap=True)
+    console.print(f"metrics saved to: {out}", soft_wrap=True)
+    table = Table(title="test metrics")
+    table.add_column("metric", style="cyan")
+    table.add_column("value", justify="right", style="magenta")
+    for name, value in sorted(metrics.items()):
+        table.add_row(name, f"{value:.4f}")
+    console.print(table)
+
+
+def main(args: ArgsType = None) -> None:
+    _quiet_lightning()
+    AttnLabCLI(args=args)
+
+
+if __name__ == "__main__":
+    main()

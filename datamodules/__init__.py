@@ -1,0 +1,1 @@
+"""LightningDataModules for attnlab apps."""

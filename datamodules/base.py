@@ -1,0 +1,33 @@
+"""``AttnLabDataModule``: the DataLoader settings every datamodule shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class AttnLabDataModule(L.LightningDataModule):
+    """Holds batch_size / num_workers / pin_memory; ``pin_memory=None`` means "pin when CUDA is available"."""
+
+    def __init__(self, batch_size: int = 32, num_workers: int = 0, pin_memory: bool | None = None) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+
+    def loader(self, dataset: Dataset, shuffle: bool = False, collate_fn: Callable[[list], Any] | None = None,
+               **kwargs: Any) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_fn,
+            **kwargs,
+        )

@@ -1,0 +1,105 @@
+"""Synthetic sequence tasks generated offline: a smoke test for the whole stack, no downloads.
+
+"majority": a sequence of random tokens; the label is the token among ids ``0 .. num_classes-1``
+that occurs most often (ids >= num_classes are distractors). Generation makes the winner strict,
+so every example has exactly one right answer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from .base import AttnLabDataModule
+
+# tokens (B, L) long, padding_mask (B, L) bool (True = real token), labels (B,) long
+Batch = tuple[Tensor, Tensor, Tensor]
+
+
+def make_majority(
+    n: int, *, vocab_size: int, num_classes: int, min_len: int, max_len: int, seed: int
+) -> tuple[list[Tensor], Tensor]:
+    """``n`` sequences and their labels; sampling the label first keeps classes balanced."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(num_classes, (n,), generator=g)
+    lengths = torch.randint(min_len, max_len + 1, (n,), generator=g)
+    sequences = []
+    for y, length in zip(labels.tolist(), lengths.tolist(), strict=True):
+        tokens = torch.randint(vocab_size, (length,), generator=g)
+        while True:  # overwrite random non-label positions with the label until it strictly leads
+            counts = torch.bincount(tokens, minlength=vocab_size)[:num_classes]
+            if counts[y] > torch.cat([counts[:y], counts[y + 1:]]).max():
+                break
+            others = (tokens != y).nonzero().squeeze(1)
+            tokens[others[torch.randint(len(others), (1,), generator=g)]] = y
+        sequences.append(tokens)
+    return sequences, labels
+
+
+class SequenceDataset(Dataset):
+    def __init__(self, sequences: list[Tensor], labels: Tensor) -> None:
+        self.sequences, self.labels = sequences, labels
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return self.sequences[i], self.labels[i]
+
+
+def pad_collate(items: list[tuple[Tensor, Tensor]], pad_id: int = 0) -> Batch:
+    """Pad to the longest sequence in the batch; the mask says which positions are real."""
+    seqs, labels = zip(*items, strict=True)
+    lengths = torch.tensor([len(s) for s in seqs])
+    tokens = torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True, padding_value=pad_id)
+    mask = torch.arange(tokens.size(1))[None, :] < lengths[:, None]
+    return tokens, mask, torch.stack(labels)
+
+
+class SyntheticSequences(AttnLabDataModule):
+    """Batches of ``(tokens, padding_mask, label)`` for the "majority" task, fixed by ``seed``."""
+
+    def __init__(
+        self,
+        vocab_size: int = 16,
+        num_classes: int = 4,
+        min_len: int = 8,
+        max_len: int = 32,
+        num_train: int = 4000,
+        num_val: int = 500,
+        num_test: int = 1000,
+        seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        if not 2 <= num_classes <= vocab_size:
+            raise ValueError(f"need 2 <= num_classes <= vocab_size, got num_classes={num_classes}, "
+                             f"vocab_size={vocab_size}")
+        if not 1 <= min_len <= max_len:
+            raise ValueError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
+        self.save_hyperparameters()
+        self.datasets: dict[str, SequenceDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        sizes = {"train": h.num_train, "val": h.num_val, "test": h.num_test}
+        for offset, (split, n) in enumerate(sizes.items()):
+            if split not in self.datasets:
+                seqs, labels = make_majority(n, vocab_size=h.vocab_size, num_classes=h.num_classes,
+                                             min_len=h.min_len, max_len=h.max_len, seed=h.seed + offset)
+                self.datasets[split] = SequenceDataset(seqs, labels)
+
+    def train_dataloader(self):
+        return self.loader(self.datasets["train"], shuffle=True, collate_fn=pad_collate)
+
+    def val_dataloader(self):
+        return self.loader(self.datasets["val"], collate_fn=pad_collate)
+
+    def test_dataloader(self):
+        return self.loader(self.datasets["test"], collate_fn=pad_collate)
+
+    def predict_dataloader(self):
+        return self.loader(self.datasets["test"], collate_fn=pad_collate)
