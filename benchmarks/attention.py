@@ -25,10 +25,10 @@ Method
 * A configuration whose estimated need exceeds the RAM available right now is not started
   ("— (needs ≈ X GiB)"); a subprocess that dies (OOM-killed, exception) shows
   "failed (exit code …)". The benchmark itself never crashes.
-* The sdpa estimate is ≈ 11 bytes per (L, L) entry, the peak while ``Truncated.mask`` builds
-  the mask: an int64 offset matrix (8 B) plus three boolean temporaries (measured 11.0 B/entry
-  at L = 8192). The fused CPU SDPA kernel never holds the (L, L) float scores; given a ready
-  bool mask its forward+backward peaks at ≈ 6.4 B/entry (it converts the mask to float).
+* The sdpa estimate is ≈ 8.5 bytes per (L, L) entry: ``Truncated.mask`` builds one boolean
+  (L, L) band in place (1 B), ``sdpa`` ORs it with the empty-row mask (1 B more), and the fused
+  CPU SDPA kernel, which never holds the (L, L) float scores, converts the mask to float for
+  forward+backward (measured ≈ 6.4 B/entry given a ready bool mask).
 * The CPU may be shared: the header prints the load average at start and end, and the last
   lines list every timed step, to judge the noise.
 
@@ -72,7 +72,7 @@ def estimate_bytes(backend: str, length: int, forward_only: bool = False) -> flo
     """Rough peak-memory need of one measurement (inputs included), used to skip what cannot fit."""
     tensor = BATCH * HEADS * length * HEAD_DIM * BYTES  # one of q, k, v, out
     if backend == "sdpa":
-        return 8 * tensor + 11.0 * length * length  # see the module docstring
+        return 8 * tensor + 8.5 * length * length  # see the module docstring
     if forward_only:  # q, k, v, their padded copies, the output chunks and their concatenation
         return 8 * tensor + 3 * BATCH * HEADS * (1 << 24) * BYTES  # + a few chunk-sized score tiles
     span = 64 + LEFT + RIGHT  # the default block for a 129-wide window is 64

@@ -71,9 +71,8 @@ class Truncated(Pattern):
         return self.left >= length - 1 and self.right >= length - 1
 
     def mask(self, length: int, device: torch.device | str | None = None) -> Tensor:
-        pos = torch.arange(length, device=device)
-        offset = pos[None, :] - pos[:, None]  # j - i
-        return (offset >= -self.left) & (offset <= self.right)
+        # Band of diagonals -left..right, built in place on one bool matrix (no int64 offsets).
+        return torch.ones(length, length, dtype=torch.bool, device=device).triu_(-self.left).tril_(self.right)
 
     def _fields(self) -> dict:
         return {"left": self.left, "right": self.right}
