@@ -59,6 +59,7 @@ def attend(
     relative: RelativePositionBias | None = None,
     dropout_p: float = 0.0,
     return_weights: bool = False,
+    edge_bias: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Attention of q over k, v under ``pattern``; q, k, v are (B, heads, L, head_dim).
 
@@ -68,6 +69,10 @@ def attend(
     Shaw-style relative-position terms. Returns the output shaped like v, and with
     ``return_weights`` also the weights: (B, heads, L, L), or (E, heads) over
     ``pattern.processed(N)`` for graphs.
+
+    ``edge_bias`` (E', heads), EdgeMask only: an additive score bias per processed edge and head
+    (Graphormer-style edge encoding), aligned with ``pattern.processed(N)``; score += bias before
+    the softmax. ``MultiHeadSelfAttention(edge_dim=F)`` computes it from ``pattern.processed_attr(N)``.
     """
     pattern = Full() if pattern is None else pattern
     if not isinstance(pattern, Pattern):
@@ -78,6 +83,7 @@ def attend(
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     graph_layout = isinstance(pattern, EdgeMask) and q.dim() == 3
     _check_qkv(q, k, v, graph_layout)
+    nodes = (q, k, v) if graph_layout else None  # the edges backend works on (N, H, D) directly
     if graph_layout:  # (N, H, D) -> (1, H, N, D) views, so every backend sees one layout
         q, k, v = (t.permute(1, 0, 2).unsqueeze(0) for t in (q, k, v))
         if padding_mask is not None and padding_mask.dim() == 1:
@@ -94,10 +100,18 @@ def attend(
                                  return_weights=return_weights)
     if return_weights and backend not in ("dense", "edges"):
         raise ValueError(f"return_weights=True needs backend 'dense' (or 'edges' for graphs), got {backend!r}")
+    if edge_bias is not None:
+        _check_edge_bias(edge_bias, pattern, length, q.size(1), backend)
 
     weights = None
     if backend == "dense":
-        out, weights = dense_attention(q, k, v, pattern, padding_mask, scoring, dropout_p, return_weights)
+        score_bias = None
+        if edge_bias is not None:  # (E', H) -> (1, H, N, N) at [target, source]; other entries are masked anyway
+            src, dst = pattern.processed(length).to(q.device)
+            score_bias = edge_bias.new_zeros(length, length, q.size(1)).index_put((dst, src), edge_bias)
+            score_bias = score_bias.permute(2, 0, 1).unsqueeze(0)
+        out, weights = dense_attention(q, k, v, pattern, padding_mask, scoring, dropout_p, return_weights,
+                                       score_bias=score_bias)
     elif backend == "sdpa":
         _require_plain_dot(scoring, "sdpa")
         out = sdpa_attention(q, k, v, pattern, padding_mask, scoring.scale, dropout_p)
@@ -119,13 +133,14 @@ def attend(
             raise ValueError(f"backend 'edges' computes EdgeMask patterns, got {pattern!r}")
         edge_index = pattern.processed(length).to(q.device)
         node_mask = padding_mask[0] if padding_mask is not None else None
-        out_n, edge_weights, kept = edge_attention(q[0].transpose(0, 1), k[0].transpose(0, 1),
-                                                   v[0].transpose(0, 1), edge_index, node_mask, scoring, dropout_p)
-        out = out_n.transpose(0, 1).unsqueeze(0)
+        q_n, k_n, v_n = nodes if nodes is not None else (t[0].transpose(0, 1) for t in (q, k, v))
+        out_n, edge_weights, kept = edge_attention(q_n, k_n, v_n, edge_index, node_mask, scoring, dropout_p,
+                                                   edge_bias=edge_bias, cache=pattern.derived)
+        out = out_n if nodes is not None else out_n.transpose(0, 1).unsqueeze(0)
         if return_weights:
             weights = edge_weights if node_mask is None else _align_edge_weights(edge_weights, kept, edge_index)
 
-    if graph_layout:
+    if graph_layout and backend != "edges":
         out = out[0].permute(1, 0, 2)
     return (out, weights) if return_weights else out
 
@@ -138,6 +153,18 @@ def _align_edge_weights(weights: Tensor, kept: Tensor, edge_index: Tensor) -> Te
     position = torch.searchsorted(key_all, key_kept)  # edge_index is sorted by (target, source)
     full = weights.new_zeros(edge_index.size(1), weights.size(1))
     return full.index_copy(0, position, weights)
+
+
+def _check_edge_bias(edge_bias: Tensor, pattern: Pattern, length: int, heads: int, backend: str) -> None:
+    if not isinstance(pattern, EdgeMask):
+        raise ValueError(f"edge_bias needs an EdgeMask pattern, got {pattern!r}")
+    if backend not in ("dense", "edges"):
+        raise ValueError(f"edge_bias needs backend 'edges' (or 'dense', the reference), got {backend!r}")
+    num_edges = pattern.processed(length).size(1)
+    if not isinstance(edge_bias, Tensor) or edge_bias.shape != (num_edges, heads):
+        shape = tuple(edge_bias.shape) if isinstance(edge_bias, Tensor) else type(edge_bias).__name__
+        raise ValueError(f"edge_bias must be (E', heads) = ({num_edges}, {heads}), one row per edge of "
+                         f"pattern.processed({length}), got {shape}")
 
 
 def _require_plain_dot(scoring: Scoring, backend: str) -> None:

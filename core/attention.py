@@ -22,6 +22,10 @@ class MultiHeadSelfAttention(nn.Module):
     ``position``: attention-level positions, "rotary" or "relative" (Shaw); absolute
     encodings are added to the inputs by the caller. The weight layout (one fused
     ``qkv`` Linear, ``proj`` = W^o) matches ``torch.nn.MultiheadAttention``'s in/out projections.
+
+    ``edge_dim``: graphs only. A Linear ``edge_bias`` (edge_dim -> num_heads) maps each processed
+    edge's features (``EdgeMask(..., edge_attr=...)``, see ``EdgeMask.processed_attr``) to a per-head
+    additive score bias (Graphormer-style edge encoding). The pattern must then carry edge_attr.
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class MultiHeadSelfAttention(nn.Module):
         attn_dropout: float = 0.0,
         proj_dropout: float = 0.0,
         backend: Backend = "auto",
+        edge_dim: int | None = None,
     ):
         super().__init__()
         if dim <= 0 or num_heads <= 0 or dim % num_heads:
@@ -53,6 +58,10 @@ class MultiHeadSelfAttention(nn.Module):
         self.additive = AdditiveScore(num_heads, self.head_dim, additive_activation) if score == "additive" else None
         self.rotary = Rotary(self.head_dim) if position == "rotary" else None
         self.relative = RelativePositionBias(self.head_dim, max_relative_distance) if position == "relative" else None
+        if edge_dim is not None and (not isinstance(edge_dim, int) or edge_dim <= 0):
+            raise ValueError(f"edge_dim must be a positive int or None, got {edge_dim!r}")
+        self.edge_dim = edge_dim
+        self.edge_bias = nn.Linear(edge_dim, num_heads) if edge_dim is not None else None
 
     def forward(
         self,
@@ -75,15 +84,31 @@ class MultiHeadSelfAttention(nn.Module):
             q, k, v = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
             if self.rotary is not None:
                 q, k = self.rotary(q), self.rotary(k)
+        edge_bias = self._edge_bias(pattern, x.size(0)) if self.edge_bias is not None else None
         result = attend(
             q, k, v, pattern, padding_mask, backend or self.backend,
             additive=self.additive, relative=self.relative,
             dropout_p=self.attn_dropout if self.training else 0.0, return_weights=return_weights,
+            edge_bias=edge_bias,
         )
         out, weights = result if return_weights else (result, None)
         out = out.reshape(x.size(0), self.dim) if graph else out.transpose(1, 2).reshape(x.shape)
         out = self.proj_dropout(self.proj(out))
         return (out, weights) if return_weights else out
+
+    def _edge_bias(self, pattern: Pattern, num_nodes: int) -> Tensor:
+        """(E', heads) score bias from the processed edge features."""
+        if not isinstance(pattern, EdgeMask):
+            raise ValueError(f"MultiHeadSelfAttention(edge_dim={self.edge_dim}) needs an EdgeMask pattern "
+                             f"with edge_attr of shape (E, {self.edge_dim}), got {pattern!r}")
+        if pattern.edge_attr is None:
+            raise ValueError(f"MultiHeadSelfAttention(edge_dim={self.edge_dim}) needs edge features: "
+                             f"EdgeMask(edge_index, edge_attr=<(E, {self.edge_dim}) tensor>), got none")
+        if pattern.edge_dim != self.edge_dim:
+            raise ValueError(f"MultiHeadSelfAttention(edge_dim={self.edge_dim}) expects edge_attr of shape "
+                             f"(E, {self.edge_dim}), got {tuple(pattern.edge_attr.shape)}")
+        attr = pattern.processed_attr(num_nodes).to(self.edge_bias.weight.device, self.edge_bias.weight.dtype)
+        return self.edge_bias(attr)
 
     def _check_input(self, x: Tensor, padding_mask: Tensor | None, graph: bool) -> None:
         rank, layout = (2, "(nodes, dim)") if graph else (3, "(batch, length, dim)")
@@ -98,4 +123,5 @@ class MultiHeadSelfAttention(nn.Module):
                              f"got {padding_mask.dtype} {tuple(padding_mask.shape)}")
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, heads={self.num_heads}, score={self.score}, position={self.position}"
+        extra = f", edge_dim={self.edge_dim}" if self.edge_dim is not None else ""
+        return f"dim={self.dim}, heads={self.num_heads}, score={self.score}, position={self.position}{extra}"

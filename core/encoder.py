@@ -65,6 +65,8 @@ class Encoder(nn.Module):
 
     Works on sequences (B, L, dim) and, with an ``EdgeMask`` pattern, on graph nodes (N, dim).
     ``drop_path`` is the rate of the last block, growing linearly from 0 (as in DeiT/timm).
+    ``edge_dim``: per-block edge-feature score bias (see ``MultiHeadSelfAttention``); the
+    ``EdgeMask`` must then carry ``edge_attr``.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Encoder(nn.Module):
         position: Position = "none",
         max_relative_distance: int = 16,
         backend: Backend = "auto",
+        edge_dim: int | None = None,
     ):
         super().__init__()
         if depth < 1:
@@ -89,7 +92,8 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(
             EncoderBlock(dim, num_heads, mlp_ratio, dropout, attn_dropout, rate, score=score,
                          additive_activation=additive_activation, position=position,
-                         max_relative_distance=max_relative_distance, backend=backend)
+                         max_relative_distance=max_relative_distance, backend=backend,
+                         edge_dim=edge_dim)
             for rate in rates
         )
         self.norm = nn.LayerNorm(dim)

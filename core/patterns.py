@@ -83,39 +83,99 @@ class EdgeMask(Pattern):
 
     ``edge_index`` is PyG's (2, E) long tensor of (source, target) rows. Attention is a
     set relation, so duplicate edges count once: ``processed()`` removes duplicates
-    (and existing self loops before adding one per node) exactly once per pattern.
+    (and adds one self loop per node that has none) exactly once per pattern, and sorts
+    the edges by (target, source).
+
+    ``edge_attr`` (E, F) (or (E,), read as (E, 1)) are optional edge features, e.g. for
+    ``MultiHeadSelfAttention(edge_dim=F)``. ``processed_attr()`` returns them aligned with
+    ``processed()``: duplicate edges are merged by their mean (PyG ``coalesce(reduce="mean")``),
+    and a self loop added for a node gets the mean of that node's incoming (deduplicated)
+    edge features, zeros if it has none (PyG ``add_remaining_self_loops(fill_value="mean")``);
+    an existing self loop keeps its own features. The features are treated as input data:
+    they are processed once and cached, detached from any autograd graph.
     """
 
-    def __init__(self, edge_index: Tensor, add_self_loops: bool = True):
+    def __init__(self, edge_index: Tensor, add_self_loops: bool = True, edge_attr: Tensor | None = None):
         if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
             shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
             raise ValueError(f"EdgeMask: edge_index must be a (2, E) tensor of (source, target) rows, got {shape}")
         if edge_index.dtype not in (torch.int64, torch.int32):
             raise ValueError(f"EdgeMask: edge_index must hold integers, got dtype {edge_index.dtype}")
+        if edge_attr is not None:
+            num_edges = edge_index.size(1)
+            if not isinstance(edge_attr, Tensor) or not edge_attr.is_floating_point():
+                kind = f"{edge_attr.dtype} tensor" if isinstance(edge_attr, Tensor) else type(edge_attr).__name__
+                raise ValueError(f"EdgeMask: edge_attr must be a float tensor of shape (E, F), got a {kind}")
+            if edge_attr.dim() == 1:
+                edge_attr = edge_attr.unsqueeze(-1)
+            if edge_attr.dim() != 2 or edge_attr.size(0) != num_edges:
+                raise ValueError(f"EdgeMask: edge_attr must have shape (E, F) with E = {num_edges} "
+                                 f"(one row per edge_index column), got {tuple(edge_attr.shape)}")
         self.edge_index = edge_index
         self.add_self_loops = add_self_loops
-        self._cache: tuple[int, Tensor] | None = None
+        self.edge_attr = edge_attr
+        self._cache: tuple[int, Tensor, Tensor | None] | None = None
+        self._derived: dict = {}  # backends' per-pattern structures (e.g. CSR offsets), keyed by them
+
+    @property
+    def edge_dim(self) -> int | None:
+        """F, the number of features per edge, or None without ``edge_attr``."""
+        return None if self.edge_attr is None else self.edge_attr.size(1)
 
     def processed(self, num_nodes: int) -> Tensor:
-        """Edge index without duplicates, sorted by target, with one self loop per node if asked."""
-        if self._cache is not None and self._cache[0] == num_nodes:
-            return self._cache[1]
-        from torch_geometric.utils import add_self_loops, coalesce, remove_self_loops
+        """Edge index without duplicates, sorted by (target, source), with one self loop per node if asked."""
+        return self._process(num_nodes)[0]
 
+    def processed_attr(self, num_nodes: int) -> Tensor | None:
+        """``edge_attr`` aligned with ``processed(num_nodes)`` (see the class docstring), or None."""
+        return self._process(num_nodes)[1]
+
+    def derived(self, key: tuple, build):
+        """``build()`` once per ``key`` for this pattern (backends cache index structures here)."""
+        if key not in self._derived:
+            self._derived[key] = build()
+        return self._derived[key]
+
+    def _process(self, num_nodes: int) -> tuple[Tensor, Tensor | None]:
+        if self._cache is not None and self._cache[0] == num_nodes:
+            return self._cache[1], self._cache[2]
         ei = self.edge_index.long()
         if ei.numel() and (int(ei.min()) < 0 or int(ei.max()) >= num_nodes):
             raise ValueError(
                 f"EdgeMask: edge_index holds node ids in [{int(ei.min())}, {int(ei.max())}], "
                 f"expected ids in [0, {num_nodes - 1}] for {num_nodes} nodes"
             )
-        if self.add_self_loops:
-            ei, _ = remove_self_loops(ei)
-            ei, _ = add_self_loops(ei, num_nodes=num_nodes)
-        # coalesce sorts by (row, col); sorting by target first groups each node's incoming edges.
-        target_major = coalesce(ei.flip(0), num_nodes=num_nodes)
-        ei = target_major.flip(0)
-        self._cache = (num_nodes, ei)
-        return ei
+        with torch.no_grad():
+            src, dst = ei
+            key = dst * num_nodes + src  # sorting by key sorts by (target, source)
+            loops = torch.arange(num_nodes, device=ei.device) * (num_nodes + 1)
+            attr = None
+            if self.edge_attr is None:
+                if self.add_self_loops:
+                    key = torch.cat([key[src != dst], loops])
+                key = torch.unique(key)  # sorted
+            else:
+                key, inverse = torch.unique(key, return_inverse=True)
+                counts = torch.bincount(inverse, minlength=key.numel()).clamp_min(1)
+                attr_in = self.edge_attr.detach().to(ei.device)
+                attr = attr_in.new_zeros(key.numel(), attr_in.size(1)).index_add_(0, inverse, attr_in)
+                attr = attr / counts.unsqueeze(1).to(attr.dtype)
+                if self.add_self_loops:
+                    s, d = key % num_nodes, key // num_nodes
+                    is_loop = s == d
+                    missing = torch.ones(num_nodes, dtype=torch.bool, device=ei.device)
+                    missing[d[is_loop]] = False
+                    d_in, attr_nl = d[~is_loop], attr[~is_loop]
+                    fill = attr.new_zeros(num_nodes, attr.size(1)).index_add_(0, d_in, attr_nl)
+                    fill = fill / torch.bincount(d_in, minlength=num_nodes).clamp_min(1).unsqueeze(1).to(attr.dtype)
+                    key = torch.cat([key, loops[missing]])
+                    attr = torch.cat([attr, fill[missing]])
+                    key, order = key.sort()
+                    attr = attr.index_select(0, order)
+            ei = torch.stack([key % num_nodes, key // num_nodes])
+        self._cache = (num_nodes, ei, attr)
+        self._derived = {}
+        return ei, attr
 
     def mask(self, length: int, device: torch.device | str | None = None) -> Tensor:
         src, dst = self.processed(length)
@@ -124,7 +184,8 @@ class EdgeMask(Pattern):
         return m
 
     def __repr__(self) -> str:
-        return f"EdgeMask(edges={self.edge_index.size(1)}, add_self_loops={self.add_self_loops})"
+        extra = f", edge_dim={self.edge_dim}" if self.edge_attr is not None else ""
+        return f"EdgeMask(edges={self.edge_index.size(1)}, add_self_loops={self.add_self_loops}{extra})"
 
     def __eq__(self, other: object) -> bool:
         return self is other

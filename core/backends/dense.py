@@ -46,8 +46,13 @@ def dense_attention(
     scoring: Scoring,
     dropout_p: float = 0.0,
     return_weights: bool = False,
+    score_bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
+    """``score_bias`` (broadcastable to (B, H, L, L)) is added to the scores before masking."""
     mask = full_mask(pattern, q.size(-2), padding_mask, q.device)
-    weights = masked_softmax(dense_scores(q, k, scoring), mask)
+    scores = dense_scores(q, k, scoring)
+    if score_bias is not None:
+        scores = scores + score_bias
+    weights = masked_softmax(scores, mask)
     dropped = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
     return dropped @ v, (weights if return_weights else None)
