@@ -7,12 +7,14 @@ Apps subclass it, build ``self.encoder`` (a ``core.Encoder``) and call ``self.lo
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
@@ -161,6 +163,37 @@ class AttnLabModule(L.LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------- init_from
+    def load_matching_weights(self, source: str | os.PathLike | Mapping[str, Tensor]) -> dict[str, list[str]]:
+        """Initialise from another run (fine-tuning): copy every weight whose name and shape match.
+
+        ``source``: a checkpoint file (Lightning ``.ckpt`` or a bare state dict) or a state dict. Returns and
+        logs the names that were ``loaded``, ``reshaped`` (same name, other shape: kept as initialised),
+        ``missing`` (not in the source: kept as initialised) and ``unexpected`` (in the source only).
+        """
+        name = "state dict"
+        if not isinstance(source, Mapping):
+            name = str(source)
+            if not os.path.isfile(source):
+                raise FileNotFoundError(f"init_from: checkpoint {name} does not exist")
+            source = torch.load(source, map_location="cpu", weights_only=True)
+        state = source.get("state_dict", source)
+        own = self.state_dict()
+        matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        report = {
+            "loaded": sorted(matching),
+            "reshaped": sorted(k for k in state if k in own and own[k].shape != state[k].shape),
+            "missing": sorted(k for k in own if k not in state),
+            "unexpected": sorted(k for k in state if k not in own),
+        }
+        if not matching:
+            raise ValueError(f"init_from: no weight of {name} matches this {type(self).__name__} "
+                             f"(reshaped: {report['reshaped'][:5]}, unexpected: {report['unexpected'][:5]})")
+        self.load_state_dict(matching, strict=False)
+        summary = ", ".join(f"{len(v)} {k}" + (f" {v[:8]}" if v and k != "loaded" else "") for k, v in report.items())
+        rank_zero_info(f"init_from {name}: {summary}")
+        return report
 
     # -------------------------------------------------------------- compile
     def configure_model(self) -> None:

@@ -39,8 +39,10 @@ from lightning.pytorch.utilities import rank_zero_info
 from rich.console import Console
 from rich.table import Table
 
-# Imported so that short names (--model SequenceClassifier, --data SyntheticSequences) resolve.
+# Imported so that short names (--model SequenceClassifier, --data SyntheticSequences, Tagger, UDTreebank) resolve.
+import apps.pos  # noqa: F401
 import apps.sequence  # noqa: F401
+import datamodules.pos  # noqa: F401
 import datamodules.synthetic  # noqa: F401
 from apps.base import AttnLabModule
 

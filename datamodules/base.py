@@ -21,10 +21,11 @@ class AttnLabDataModule(L.LightningDataModule):
 
     def loader(self, dataset: Dataset, shuffle: bool = False, collate_fn: Callable[[list], Any] | None = None,
                **kwargs: Any) -> DataLoader:
+        """A DataLoader with the shared settings; a ``batch_sampler`` keyword replaces batch_size/shuffle."""
+        if "batch_sampler" not in kwargs:
+            kwargs.update(batch_size=self.batch_size, shuffle=shuffle)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,

@@ -1,0 +1,384 @@
+"""Part-of-speech tagging: word + character + shape features -> positions -> core.Encoder (Full) -> per-word tags.
+
+``encoder: attention`` is the self-attention tagger; ``encoder: bilstm`` swaps the encoder for a
+``torch.nn.LSTM`` with the same features, head, loss and training loop, for the lecture's comparison.
+The vocabularies come from the datamodule when training and travel inside every checkpoint, so a
+checkpoint alone can tag text (``Tagger.load_from_checkpoint(path).tag([...])``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+
+from core import Encoder, Full, LearnedPositions, sinusoidal_positions
+from datamodules.pos import IGNORE, SHAPES, PosVocab, collate
+
+from .base import AttnLabModule, OptimConfig
+
+
+class CharCNN(nn.Module):
+    """Characters of each word (with begin/end markers) -> convolution -> max over the word -> one vector."""
+
+    def __init__(self, num_chars: int, char_dim: int, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        self.conv = nn.Conv1d(char_dim, channels, kernel, padding=kernel // 2)
+
+    def forward(self, chars: Tensor) -> Tensor:
+        """(B, L, C) char ids -> (B, L, channels)."""
+        batch, length, width = chars.shape
+        flat = chars.reshape(batch * length, width)
+        h = F.relu(self.conv(self.embed(flat).transpose(1, 2)))  # (B·L, channels, C')
+        h = h[..., :width] * (flat != 0).unsqueeze(1).to(h.dtype)  # padding chars (and padding words) -> 0
+        return h.amax(-1).reshape(batch, length, -1)
+
+
+class WordFeatures(nn.Module):
+    """Lower-cased word embedding ⊕ char CNN ⊕ shape features, projected to ``dim``.
+
+    ``word_dropout``: while training, a word id is replaced by ``<unk>`` with this probability, so the
+    model learns to tag from characters and context the words it has no embedding for.
+    """
+
+    def __init__(self, vocab: PosVocab, dim: int, word_dim: int, char_dim: int, char_channels: int,
+                 char_kernel: int, dropout: float, word_dropout: float) -> None:
+        super().__init__()
+        self.word = nn.Embedding(len(vocab.words), word_dim, padding_idx=0)
+        self.chars = CharCNN(len(vocab.chars), char_dim, char_channels, char_kernel)
+        self.proj = nn.Linear(word_dim + char_channels + len(SHAPES), dim)
+        self.drop = nn.Dropout(dropout)
+        self.word_dropout = word_dropout
+
+    def forward(self, words: Tensor, chars: Tensor, shapes: Tensor) -> Tensor:
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words != 0)
+            words = words.masked_fill(drop, 1)  # 1 = <unk>
+        x = torch.cat([self.word(words), self.chars(chars), shapes.to(self.proj.weight.dtype)], dim=-1)
+        return self.proj(self.drop(x))
+
+
+def window_starts(length: int, window: int) -> list[int]:
+    """Starts of windows of ``window`` tokens covering ``length`` tokens, overlapping by half a window."""
+    if length <= window:
+        return [0]
+    stride = max(1, window // 2)
+    starts = list(range(0, length - window, stride))
+    return starts + [length - window]
+
+
+def window_owners(starts: list[int], window: int, length: int) -> Tensor:
+    """(length,) index of the window each token takes its output from: the one it is most central in."""
+    bounds = [(a + b + window) // 2 for a, b in zip(starts, starts[1:], strict=False)]  # between centres
+    return torch.bucketize(torch.arange(length), torch.tensor(bounds, dtype=torch.long), right=True)
+
+
+class Tagger(AttnLabModule):
+    """Tag every word of a sentence. Batches: dicts from ``datamodules.pos`` (words, chars, shapes, mask, tags).
+
+    ``position``: "sinusoidal" / "learned" are added to the word vectors; "relative" / "rotary" act inside
+    attention. ``max_len``: the longest window the attention encoder sees at once; longer sentences are
+    tagged in windows overlapping by half (each word keeps the output of the window it is most central in),
+    never truncated. ``encoder: bilstm`` ignores the attention settings and uses ``lstm_layers``.
+    ``init_from``: a checkpoint to start a fit from (fine-tuning); its vocabularies are kept and every
+    weight whose name and shape match is loaded. ``label_smoothing``: of the cross-entropy.
+    """
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        dim: int = 128,
+        depth: int = 2,
+        num_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+        drop_path: float = 0.0,
+        position: Literal["sinusoidal", "learned", "relative", "rotary"] = "relative",
+        max_relative_distance: int = 16,
+        max_len: int = 256,
+        encoder: Literal["attention", "bilstm"] = "attention",
+        lstm_layers: int = 2,
+        word_dim: int = 100,
+        char_dim: int = 32,
+        char_channels: int = 100,
+        char_kernel: int = 3,
+        word_dropout: float = 0.1,
+        label_smoothing: float = 0.0,
+        init_from: str | None = None,
+        optim: OptimConfig | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(optim=optim, compile=compile)
+        self.save_hyperparameters()
+        if position not in ("sinusoidal", "learned", "relative", "rotary"):
+            raise ValueError(f"model.position must be sinusoidal, learned, relative or rotary, got {position!r}")
+        if encoder not in ("attention", "bilstm"):
+            raise ValueError(f"model.encoder must be 'attention' or 'bilstm', got {encoder!r}")
+        if max_len < 2:
+            raise ValueError(f"model.max_len must be >= 2, got {max_len}")
+        self.position, self.max_len, self.encoder_kind, self.init_from = position, max_len, encoder, init_from
+        self.drop = nn.Dropout(dropout)
+        self.learned_positions = None
+        self.lstm = None
+        if encoder == "attention":
+            if position == "learned":
+                self.learned_positions = LearnedPositions(max_len, dim)
+            self.encoder = Encoder(
+                dim=dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout,
+                attn_dropout=attn_dropout, drop_path=drop_path, max_relative_distance=max_relative_distance,
+                position=position if position in ("relative", "rotary") else "none",
+            )
+        else:
+            if dim % 2:
+                raise ValueError(f"model.dim must be even for the bilstm encoder (dim/2 per direction), got {dim}")
+            self.lstm = nn.LSTM(dim, dim // 2, num_layers=lstm_layers, bidirectional=True, batch_first=True,
+                                dropout=dropout if lstm_layers > 1 else 0.0)
+            self.lstm_norm = nn.LayerNorm(dim)
+        self.vocab: PosVocab | None = None
+        self.features: WordFeatures | None = None
+        self.head: nn.Linear | None = None
+        self._clock: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ vocabulary (model <-> datamodule)
+    def set_vocab(self, vocab: PosVocab) -> None:
+        """Build the vocabulary-sized layers (embeddings, head, metrics) for ``vocab``; no-op if unchanged."""
+        if self.vocab == vocab:
+            self.vocab = vocab
+            return
+        h = self.hparams
+        self.vocab = vocab
+        self.features = WordFeatures(vocab, h.dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
+                                     h.dropout, h.word_dropout)
+        self.head = nn.Linear(h.dim, len(vocab.tags))
+        num_tags = len(vocab.tags)
+        self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})
+        self.report_metrics = nn.ModuleDict({
+            "precision": MulticlassPrecision(num_tags, average=None, ignore_index=IGNORE),
+            "recall": MulticlassRecall(num_tags, average=None, ignore_index=IGNORE),
+            "f1": MulticlassF1Score(num_tags, average=None, ignore_index=IGNORE),
+            "acc_known": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE),
+            "acc_unknown": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE),
+        })
+
+    def _datamodule(self):
+        trainer = self._trainer
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    def setup(self, stage: str) -> None:
+        """fit: the vocabulary of ``init_from``, else the datamodule's (built from train). Either way the
+        datamodule encodes with the tagger's vocabulary. test/predict: the checkpoint brings it (below)."""
+        dm = self._datamodule()
+        if stage == "fit" and self.init_from:
+            checkpoint = torch.load(self.init_from, map_location="cpu", weights_only=True)
+            if "pos_vocab" in checkpoint:
+                self.set_vocab(PosVocab.from_dict(checkpoint["pos_vocab"]))
+                rank_zero_info(f"init_from {self.init_from}: keeping its vocabularies")
+            elif dm is not None and dm.vocab is not None:
+                self.set_vocab(dm.vocab)
+            self.init_report = self.load_matching_weights(checkpoint)
+        elif self.vocab is None and dm is not None and getattr(dm, "vocab", None) is not None:
+            self.set_vocab(dm.vocab)
+        self._share_vocab()
+
+    def _share_vocab(self) -> None:
+        dm = self._datamodule()
+        if self.vocab is not None and dm is not None and hasattr(dm, "vocab"):
+            dm.vocab = self.vocab
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.vocab is None:
+            raise RuntimeError("Tagger has no vocabulary to save (set_vocab was never called)")
+        checkpoint["pos_vocab"] = self.vocab.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "pos_vocab" not in checkpoint:
+            raise KeyError("this checkpoint has no 'pos_vocab': it was not saved by apps.pos.Tagger")
+        self.set_vocab(PosVocab.from_dict(checkpoint["pos_vocab"]))
+        self._share_vocab()
+
+    # ------------------------------------------------------------------ model
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """A batch dict -> (B, L, num_tags) logits."""
+        if self.features is None:
+            raise RuntimeError("Tagger has no vocabulary yet: train it (attnlab fit) or load a checkpoint")
+        mask = batch["mask"]
+        x = self.drop(self.features(batch["words"], batch["chars"], batch["shapes"]))
+        x = self._encode_lstm(x, mask) if self.lstm is not None else self._encode_windows(x, mask)
+        return self.head(self.drop(x))
+
+    def _encode(self, x: Tensor, mask: Tensor) -> Tensor:
+        if self.position == "sinusoidal":
+            x = x + sinusoidal_positions(x.size(1), x.size(-1), device=x.device).to(x.dtype)
+        elif self.learned_positions is not None:
+            x = x + self.learned_positions(x.size(1))
+        return self.encoder(x, pattern=Full(), padding_mask=mask)
+
+    def _encode_windows(self, x: Tensor, mask: Tensor) -> Tensor:
+        """The encoder over windows of ``max_len`` tokens when the batch is longer (see the class doc)."""
+        length = x.size(1)
+        if length <= self.max_len:
+            return self._encode(x, mask)
+        starts = window_starts(length, self.max_len)
+        span = torch.arange(self.max_len, device=x.device)
+        idx = torch.tensor(starts, device=x.device)[:, None] + span  # (W, max_len)
+        batch, windows = x.size(0), len(starts)
+        xs = x[:, idx].flatten(0, 1)  # (B·W, max_len, dim)
+        ms = mask[:, idx].flatten(0, 1)
+        out = self._encode(xs, ms).view(batch, windows, self.max_len, -1)
+        owner = window_owners(starts, self.max_len, length).to(x.device)  # (L,)
+        offset = torch.arange(length, device=x.device) - torch.tensor(starts, device=x.device)[owner]
+        return out[:, owner, offset]
+
+    def _encode_lstm(self, x: Tensor, mask: Tensor) -> Tensor:
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+        return self.lstm_norm(out)
+
+    # ------------------------------------------------------------------ steps
+    def _step(self, batch: dict[str, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+        logits = self(batch)
+        tags = batch["tags"]
+        loss = F.cross_entropy(logits.flatten(0, 1), tags.flatten(), ignore_index=IGNORE,
+                               label_smoothing=self.hparams.label_smoothing if stage == "train" else 0.0)
+        mask = batch["mask"]
+        preds = logits.argmax(-1)
+        self.log_step(stage, loss, preds[mask], tags[mask], batch_size=int(mask.sum()))
+        return loss, preds
+
+    def _tick(self, key: str) -> None:
+        self._clock[key + "_start"] = time.perf_counter()
+
+    def _tock(self, key: str, batch: dict[str, Tensor]) -> None:
+        self._clock[key + "_time"] = self._clock.get(key + "_time", 0.0) + time.perf_counter() - self._clock.pop(
+            key + "_start", time.perf_counter())
+        self._clock[key + "_tokens"] = self._clock.get(key + "_tokens", 0.0) + float(batch["mask"].sum())
+
+    def _throughput(self, key: str) -> float:
+        seconds, tokens = self._clock.pop(key + "_time", 0.0), self._clock.pop(key + "_tokens", 0.0)
+        return tokens / seconds if seconds > 0 else 0.0
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self._tick("train")
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")[0]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self._tock("train", batch)  # forward, backward and optimizer step
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/tokens_per_s", self._throughput("train"))
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def on_test_epoch_start(self) -> None:
+        for metric in self.report_metrics.values():
+            metric.reset()
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._tick("test")
+        _, preds = self._step(batch, "test")
+        self._tock("test", batch)
+        mask, tags, known = batch["mask"], batch["tags"], batch["known"]
+        for name in ("precision", "recall", "f1"):
+            self.report_metrics[name].update(preds[mask], tags[mask])
+        self.report_metrics["acc_known"].update(preds[mask & known], tags[mask & known])
+        self.report_metrics["acc_unknown"].update(preds[mask & ~known], tags[mask & ~known])
+        self._clock["unknown_tokens"] = self._clock.get("unknown_tokens", 0.0) + float((mask & ~known).sum())
+
+    def on_test_epoch_end(self) -> None:
+        """Log known/unknown accuracy, macro F1 and per-tag F1; write the per-tag report next to the logs."""
+        tokens = self._clock.get("test_tokens", 0.0)
+        unknown = self._clock.pop("unknown_tokens", 0.0)
+        report = {"tokens": int(tokens), "unknown_tokens": int(unknown), "tokens_per_s": self._throughput("test")}
+        per_tag = {name: self.report_metrics[name].compute().tolist() for name in ("precision", "recall", "f1")}
+        for name in ("acc_known", "acc_unknown"):
+            report[name] = float(self.report_metrics[name].compute())
+        tags = self.vocab.tag_names
+        rows = {tags[i]: {k: per_tag[k][i] for k in per_tag} for i in range(2, len(tags))}
+        report["f1_macro"] = sum(r["f1"] for r in rows.values()) / max(1, len(rows))
+        report["per_tag"] = rows
+        self.log_dict({"test/acc_known": report["acc_known"], "test/acc_unknown": report["acc_unknown"],
+                       "test/unknown_rate": unknown / max(1.0, tokens), "test/f1_macro": report["f1_macro"],
+                       "test/tokens_per_s": report["tokens_per_s"]})
+        self.log_dict({f"test/f1/{tag}": row["f1"] for tag, row in rows.items()})
+        self._write_report(report)
+
+    def _write_report(self, report: dict[str, Any]) -> None:
+        from apps.cli import write_atomic  # here: apps.cli imports this module
+
+        lines = [f"{'tag':<8} {'precision':>9} {'recall':>9} {'f1':>9}"]
+        lines += [f"{tag:<8} {r['precision']:>9.4f} {r['recall']:>9.4f} {r['f1']:>9.4f}"
+                  for tag, r in report["per_tag"].items()]
+        lines.append(f"known-word acc {report['acc_known']:.4f}, unknown-word acc {report['acc_unknown']:.4f} "
+                     f"({report['unknown_tokens']} of {report['tokens']} words unknown), "
+                     f"{report['tokens_per_s']:.0f} tokens/s")
+        self.test_report = report
+        if self.trainer.is_global_zero:
+            # next to the checkpoint, like the CLI's metrics JSON; in the log dir without one
+            ckpt = self.trainer.ckpt_path
+            base = Path(ckpt).with_suffix("") if ckpt else Path(self.trainer.log_dir or ".") / "test"
+            out = base.parent / f"{base.name}.pos_report"
+            write_atomic(Path(f"{out}.json"), json.dumps(report, indent=2) + "\n")
+            write_atomic(Path(f"{out}.txt"), "\n".join(lines) + "\n")
+            self.report_path = Path(f"{out}.txt")
+            rank_zero_info("\n".join(lines) + f"\nreport saved to {out}.txt / .json")
+
+    # ------------------------------------------------------------------ predict
+    def on_predict_epoch_start(self) -> None:
+        self._predicted: dict[int, list[str]] = {}
+
+    def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
+        preds = self(batch).argmax(-1)
+        lengths = batch["mask"].sum(1).tolist()
+        tags = self.vocab.tag_names
+        out = [(int(i), [tags[t] for t in p[:n].tolist()])
+               for i, p, n in zip(batch["index"].tolist(), preds, lengths, strict=True)]
+        self._predicted.update(out)
+        return out
+
+    def on_predict_epoch_end(self) -> None:
+        """Write the predict input back as CoNLL-U with the tag column filled (path: data.predict_output)."""
+        dm = self._datamodule()
+        if dm is None or not hasattr(dm, "render_predictions"):
+            return
+        from apps.cli import write_atomic  # here: apps.cli imports this module
+
+        text = dm.render_predictions(self._predicted, self.vocab.tagset)
+        out = dm.output_path()
+        if self.trainer.is_global_zero:
+            write_atomic(out, text)
+            rank_zero_info(f"tagged {len(self._predicted)} sentences ({self.vocab.tagset}) -> {out}")
+
+    @torch.no_grad()
+    def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:
+        """Tag already tokenised sentences with this model (no trainer needed)."""
+        if self.vocab is None:
+            raise RuntimeError("Tagger has no vocabulary yet: train it (attnlab fit) or load a checkpoint")
+        was_training = self.training
+        self.eval()
+        names, result = self.vocab.tag_names, []
+        try:
+            for b in range(0, len(sentences), batch_size):
+                chunk = sentences[b:b + batch_size]
+                batch = collate([(i, self.vocab.encode(s)) for i, s in enumerate(chunk)])
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                preds = self(batch).argmax(-1).tolist()
+                result += [[names[t] for t in p[:len(s)]] for p, s in zip(preds, chunk, strict=True)]
+        finally:
+            self.train(was_training)
+        return result

@@ -1,0 +1,303 @@
+"""POS tagging app: CoNLL-U reading, vocabularies in checkpoints, bucketing, windows, CLI fit/test/predict."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import conllu
+import lightning as L
+import pytest
+import torch
+
+from apps.cli import find_checkpoint, main
+from apps.pos import Tagger, window_owners, window_starts
+from datamodules.pos import (
+    IGNORE,
+    BucketBatchSampler,
+    ConlluError,
+    PosVocab,
+    SyntheticTreebank,
+    UDTreebank,
+    collate,
+    make_synthetic,
+    parse_conllu,
+    read_conllu,
+    read_text,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "configs" / "pos" / "synthetic.yaml")
+EWT = ROOT.parent / "shared" / "data" / "ud"
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+SMALL = [
+    "--config", CONFIG, *QUIET,
+    "--data.num_train", "1500", "--data.num_val", "100", "--data.num_test", "200", "--trainer.max_epochs", "4",
+]
+APP_DIR = Path("runs") / "tagger"
+
+# Comments, a multiword range, an empty node, a sentence without final newline handling, blank lines at the end.
+EDGE = """\
+# newdoc id = d1
+# sent_id = s1
+# text = I don't know.
+1\tI\tI\tPRON\tPRP\t_\t3\tnsubj\t3:nsubj\t_
+2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_
+2\tdo\tdo\tAUX\tVBP\t_\t4\taux\t4:aux\t_
+3\tn't\tnot\tPART\tRB\t_\t4\tadvmod\t4:advmod\t_
+4\tknow\tknow\tVERB\tVB\t_\t0\troot\t0:root\tSpaceAfter=No
+4.1\tknow\tknow\tVERB\tVB\t_\t_\t_\t4:conj\tCopyOf=4
+5\t.\t.\tPUNCT\t.\t_\t4\tpunct\t4:punct\t_
+
+# sent_id = s2
+1\tGo\tgo\tVERB\tVB\t_\t0\troot\t0:root\t_
+2\t!\t!\tPUNCT\t.\t_\t1\tpunct\t1:punct\t_
+
+
+\n"""
+
+
+def attnlab(*args: str) -> None:
+    main(list(args))
+
+
+# ------------------------------------------------------------------------------------------ CoNLL-U
+def test_conllu_edge_cases(tmp_path: Path) -> None:
+    path = tmp_path / "edge.conllu"
+    path.write_text(EDGE)
+    first, second = read_conllu(path)
+    assert first.words == ["I", "do", "n't", "know", "."]  # the range and the empty node are not words
+    assert first.tags == ["PRON", "AUX", "PART", "VERB", "PUNCT"]
+    assert first.tokens.metadata["sent_id"] == "s1" and first.tokens.metadata["newdoc id"] == "d1"
+    assert [t["id"] for t in first.tokens] == [1, (2, "-", 3), 2, 3, 4, (4, ".", 1), 5]
+    assert first.where == f"{path}:1"
+    assert second.words == ["Go", "!"] and second.where == f"{path}:12"
+    assert [s.tags for s in parse_conllu(EDGE, tagset="xpos")] == [["PRP", "VBP", "RB", "VB", "."], ["VB", "."]]
+    # no blank line after the last sentence, Windows line ends
+    assert len(parse_conllu(EDGE.rstrip("\n"))) == 2
+    assert parse_conllu(EDGE.replace("\n", "\r\n"))[0].words == first.words
+
+
+BAD = "1\tA\ta\tDET\tDT\t_\t2\tdet\t2:det\t_\n2\tcat\tcat\tNOUN\tNN\t_\t0\troot\t0:root\t_\n"
+
+
+@pytest.mark.parametrize(("old", "new", "line", "expected"), [
+    ("\tNN\t_\t0", "\tNN\t0", 2, "expected 10 tab-separated columns"),
+    ("2\tcat", "two\tcat", 2, "ID must be a word index"),
+    ("2\tcat", "3\tcat", 2, "expected word ID 2"),
+    ("\tNOUN\t", "\t_\t", 2, "UPOS (column 4) of word 'cat' is '_'"),
+    ("2\tcat", "# note\n2\tcat", 2, "comment line inside a sentence"),
+])
+def test_malformed_conllu_names_file_line_and_problem(tmp_path: Path, old: str, new: str, line: int,
+                                                      expected: str) -> None:
+    path = tmp_path / "bad.conllu"
+    path.write_text("# sent_id = x\n" + BAD.replace(old, new) + "\n")
+    with pytest.raises(ConlluError) as error:
+        UDTreebank(train=str(path)).setup("fit")
+    assert str(error.value).startswith(f"{path}:{line + 1}: ") and expected in str(error.value)
+
+
+def test_raw_text_tokenisation(tmp_path: Path) -> None:
+    path = tmp_path / "raw.txt"
+    path.write_text("Hello, world! It's state-of-the-art: 3.5 km.\n\n  \nBye\n")
+    first, second = read_text(path)
+    assert first.words == ["Hello", ",", "world", "!", "It's", "state-of-the-art", ":", "3.5", "km", "."]
+    assert [t["misc"] for t in first.tokens][:3] == ["SpaceAfter=No", "_", "SpaceAfter=No"]
+    assert second.words == ["Bye"] and second.where == f"{path}:4" and first.tags is None
+
+
+# ------------------------------------------------------------------------------------------ vocabulary
+def test_vocab_unknowns_shapes_and_round_trip() -> None:
+    sentences = parse_conllu(EDGE) * 2 + parse_conllu(EDGE.split("\n\n")[0] + "\n")
+    vocab = PosVocab.build(sentences, min_freq=3, max_word_chars=6)
+    assert "know" in vocab.words and "go" not in vocab.words and "go" in vocab.known  # seen twice only
+    item = vocab.encode(["Know", "Go", "Xylophones", "42"], ["VERB", "VERB", "NOUN", "NUM"])
+    assert item["words"].tolist()[1:] == [1, 1, 1] and item["words"][0] == vocab.words.stoi["know"]
+    assert item["known"].tolist() == [True, True, False, False]
+    assert item["tags"].tolist()[2:] == [1, 1]  # tags never seen in training -> <unk> (always an error)
+    assert item["chars"].shape == (4, 8)  # 6 characters kept of "Xylophones" (3 + 3) + word markers
+    assert item["shapes"][0, 0] and item["shapes"][3, 4] and not item["shapes"][3, 0]  # title; number
+    assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
+
+
+def test_bucket_batches_cover_everything_once() -> None:
+    lengths = [int(n) for n in torch.randint(1, 60, (257,), generator=torch.Generator().manual_seed(0))]
+    sampler = BucketBatchSampler(lengths, batch_size=8, shuffle=True, seed=1)
+    epochs = [list(sampler), list(sampler)]
+    for batches in epochs:
+        assert sorted(i for b in batches for i in b) == list(range(257)) and len(batches) == len(sampler)
+    assert epochs[0] != epochs[1]
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in epochs[0]]
+    assert sum(spread) / len(spread) < 5  # similar lengths batched together
+    ordered = list(BucketBatchSampler(lengths, batch_size=8, shuffle=False))
+    assert [lengths[i] for b in ordered for i in b] == sorted(lengths)
+
+
+# ------------------------------------------------------------------------------------------ model
+def _vocab_and_batch(lengths: list[int]) -> tuple[PosVocab, dict]:
+    vocab = PosVocab.build(make_synthetic(200, seed=0), min_freq=1)
+    words = [s.words for s in make_synthetic(40, seed=5)]
+    sentences = [(w * 10)[:n] for w, n in zip(words, lengths, strict=False)]
+    return vocab, collate([(i, vocab.encode(s)) for i, s in enumerate(sentences)])
+
+
+def test_windows_cover_long_sentences_without_truncation() -> None:
+    for length, window in [(5, 8), (30, 8), (31, 7), (100, 16)]:
+        starts = window_starts(length, window)
+        owner = window_owners(starts, window, length)
+        offset = torch.arange(length) - torch.tensor(starts)[owner]
+        assert starts[0] == 0 and starts[-1] == max(0, length - window)
+        assert bool(((offset >= 0) & (offset < window)).all())
+    vocab, batch = _vocab_and_batch([30, 12, 3])
+    for position in ("learned", "relative", "sinusoidal"):
+        model = Tagger(dim=32, depth=1, num_heads=2, position=position, max_len=8, word_dim=16, char_channels=16)
+        model.set_vocab(vocab)
+        model.eval()
+        x = model.features(batch["words"], batch["chars"], batch["shapes"])
+        out = model._encode_windows(x, batch["mask"])
+        assert out.shape == x.shape  # every word of the 30-word sentence gets an output
+        starts = window_starts(30, 8)
+        for word in (0, 10, 29):  # its output is that of the window it is most central in, run alone
+            start = starts[window_owners(starts, 8, 30)[word]]
+            alone = model._encode(x[:1, start:start + 8], batch["mask"][:1, start:start + 8])
+            torch.testing.assert_close(out[0, word], alone[0, word - start])
+        assert len(model.tag([["the"] * 50])[0]) == 50
+
+
+@pytest.mark.parametrize("variant", [{"encoder": "bilstm"}, {"position": "rotary"}, {"position": "sinusoidal"}])
+def test_variants_train_a_step(tmp_path: Path, variant: dict) -> None:
+    model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, **variant)
+    data = SyntheticTreebank(num_train=64, num_val=16, num_test=16, batch_size=16)
+    trainer = L.Trainer(fast_dev_run=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    assert model.vocab is data.vocab and len(model.head.weight) == len(data.vocab.tags)
+
+
+def test_loss_ignores_padding() -> None:
+    vocab, batch = _vocab_and_batch([9, 2])
+    batch["tags"] = torch.where(batch["mask"], 3, IGNORE)
+    model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16)
+    model.set_vocab(vocab)
+    model.eval()
+    logits = model(batch)
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["tags"].flatten(), ignore_index=IGNORE)
+    short = {k: v[1:, :2] if v.dim() > 1 else v[1:] for k, v in batch.items()}
+    torch.testing.assert_close(logits[1, :2], model(short)[0])  # padding does not change real words
+    assert torch.isfinite(loss)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pos")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setattr(sys, "argv", ["attnlab"])
+        attnlab("fit", *SMALL)
+    return root
+
+
+@pytest.fixture
+def in_run_dir(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(run_dir)
+    monkeypatch.setattr(sys, "argv", ["attnlab"])
+    return run_dir
+
+
+def test_vocab_round_trip_through_checkpoint(in_run_dir: Path) -> None:
+    ckpt = find_checkpoint(APP_DIR, "best")
+    model = Tagger.load_from_checkpoint(ckpt, map_location="cpu")
+    data = SyntheticTreebank(num_train=1500, tagset="upos", min_word_freq=1)
+    assert model.vocab == data.build_vocab()  # the checkpoint alone can tag, without the training data
+    assert torch.load(ckpt, weights_only=True)["pos_vocab"]["tagset"] == "upos"
+
+
+def test_synthetic_fit_learns_ambiguous_words_from_context(in_run_dir: Path) -> None:
+    model = Tagger.load_from_checkpoint(find_checkpoint(APP_DIR, "best"), map_location="cpu")
+    assert model.tag([s.split() for s in ("The man saw the saw .", "She will book the red book !",
+                                          "They watch my watch .")]) == [
+        ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"],
+        ["PRON", "AUX", "VERB", "DET", "ADJ", "NOUN", "PUNCT"],
+        ["PRON", "VERB", "DET", "NOUN", "PUNCT"],
+    ]
+    held_out = make_synthetic(300, seed=1234)
+    predicted = model.tag([s.words for s in held_out])
+    pairs = [(g, p) for s, ps in zip(held_out, predicted, strict=True)
+             for w, g, p in zip(s.words, s.tags, ps, strict=True) if w.lower() in ("saw", "book", "watch", "fly")]
+    for reading in ("NOUN", "VERB"):
+        hits = [g == p for g, p in pairs if g == reading]
+        assert len(hits) > 20 and sum(hits) / len(hits) > 0.97, reading
+
+
+def test_test_reports_known_unknown_and_per_tag(in_run_dir: Path) -> None:
+    ckpt = find_checkpoint(APP_DIR, "best")
+    attnlab("test", *SMALL, "--ckpt_path", "best")
+    metrics = json.loads(ckpt.with_suffix(".metrics.json").read_text())["metrics"]
+    assert metrics["test/acc"] > 0.97 and metrics["test/acc_unknown"] > 0.5 and metrics["test/acc_known"] > 0.97
+    assert 0 < metrics["test/unknown_rate"] < 0.2 and metrics["test/tokens_per_s"] > 0
+    assert {"test/f1/NOUN", "test/f1/VERB", "test/f1_macro"} <= set(metrics)
+    report = json.loads(ckpt.with_name(ckpt.stem + ".pos_report.json").read_text())
+    assert set(report["per_tag"]["NOUN"]) == {"precision", "recall", "f1"}
+
+
+@pytest.mark.filterwarnings("ignore:.*custom batch sampler")
+def test_predict_writes_conllu_from_text_and_conllu(in_run_dir: Path) -> None:
+    Path("raw.txt").write_text("The man saw the saw.\nShe can book a flight, and they watch the watch!\n")
+    attnlab("predict", *SMALL, "--ckpt_path", "best", "--data.predict_path", "raw.txt",
+            "--data.predict_output", "out/raw.conllu")
+    parsed = conllu.parse(Path("out/raw.conllu").read_text())
+    assert [t["form"] for t in parsed[0]] == ["The", "man", "saw", "the", "saw", "."]
+    assert [t["upos"] for t in parsed[0]] == ["DET", "NOUN", "VERB", "DET", "NOUN", "PUNCT"]
+    assert parsed[1].metadata["text"].startswith("She can book") and all(t["upos"] for t in parsed[1])
+
+    Path("in.conllu").write_text(EDGE.replace("\tPRON\t", "\t_\t"))  # tags need not be there
+    attnlab("predict", *SMALL, "--ckpt_path", "best", "--data.predict_path", "in.conllu",
+            "--data.predict_output", "out/edge.conllu")
+    written = Path("out/edge.conllu").read_text()
+    parsed = conllu.parse(written)
+    assert [t["id"] for t in parsed[0]] == [1, (2, "-", 3), 2, 3, 4, (4, ".", 1), 5]
+    assert parsed[0].metadata["text"] == "I don't know." and all(t["upos"] for t in parsed[0] if t["id"] != (2, "-", 3))
+    untouched = [line.split("\t")[:3] + line.split("\t")[4:] for line in written.splitlines() if "\t" in line]
+    assert untouched == [line.split("\t")[:3] + line.split("\t")[4:] for line in EDGE.splitlines() if "\t" in line]
+    assert not list(Path("out").glob(".*.tmp"))
+
+
+def test_test_without_checkpoint_says_what_is_missing(in_run_dir: Path) -> None:
+    with pytest.raises(RuntimeError, match="--ckpt_path"):
+        attnlab("test", *SMALL)
+
+
+def test_init_from_fine_tunes_and_reports_keys(in_run_dir: Path, tmp_path: Path) -> None:
+    ckpt = find_checkpoint(APP_DIR, "best")
+    source = Tagger.load_from_checkpoint(ckpt, map_location="cpu")
+    model = Tagger(dim=64, depth=2, num_heads=4, mlp_ratio=2.0, max_relative_distance=8, word_dim=48, char_dim=16,
+                   char_channels=48, init_from=str(ckpt))
+    data = SyntheticTreebank(num_train=64, num_val=16, num_test=16, seed=3, min_word_freq=1)  # other words
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, data)
+    assert model.vocab == source.vocab and data.vocab is model.vocab  # the new data is encoded with the old vocab
+    assert model.init_report["loaded"] == sorted(source.state_dict()) and not model.init_report["missing"]
+    narrower = Tagger(dim=32, depth=2, num_heads=4, word_dim=48, char_dim=16, char_channels=48)
+    narrower.set_vocab(source.vocab)
+    report = narrower.load_matching_weights(ckpt)
+    assert "features.word.weight" in report["loaded"] and "head.weight" in report["reshaped"]
+
+
+# ------------------------------------------------------------------------------------------ real data
+@pytest.mark.real
+def test_ewt_upos_accuracy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """configs/pos/ewt.yaml from scratch: EWT UPOS test accuracy >= 95.5 % (about 30 minutes on a CPU)."""
+    if not (EWT / "en_ewt-ud-train.conllu").is_file():
+        pytest.skip(f"{EWT} not available")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["attnlab"])
+    config = ["--config", str(ROOT / "configs" / "pos" / "ewt.yaml"), *QUIET]
+    for split in ("train", "dev", "test"):
+        config += [f"--data.{split}", str(EWT / f"en_ewt-ud-{split}.conllu")]
+    attnlab("fit", *config)
+    attnlab("test", *config, "--ckpt_path", "best")
+    metrics = json.loads(find_checkpoint(APP_DIR, "best").with_suffix(".metrics.json").read_text())["metrics"]
+    assert metrics["test/acc"] >= 0.955, metrics
