@@ -28,8 +28,11 @@ class OptimConfig:
     """AdamW + per-step LR schedule: linear warmup, then cosine decay to ``min_lr_ratio * lr`` (or constant).
 
     Warmup is either ``warmup_steps`` or ``warmup_ratio`` of all training steps, not both.
+    ``optimizer: adam`` is Adam with L2 regularisation coupled into the gradient (``weight_decay`` as in
+    the GCN/GAT papers' recipes) instead of AdamW's decoupled decay.
     """
 
+    optimizer: Literal["adamw", "adam"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.999)
@@ -147,7 +150,10 @@ class AttnLabModule(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.optim
-        optimizer = torch.optim.AdamW(self.parameter_groups(), lr=cfg.lr, betas=cfg.betas)
+        if cfg.optimizer not in ("adamw", "adam"):
+            raise ValueError(f"model.optim.optimizer must be 'adamw' or 'adam', got {cfg.optimizer!r}")
+        kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer = kind(self.parameter_groups(), lr=cfg.lr, betas=cfg.betas)
         total = self.trainer.estimated_stepping_batches
         if cfg.scheduler == "cosine" and not math.isfinite(total):
             raise ValueError(

@@ -39,9 +39,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from rich.console import Console
 from rich.table import Table
 
-# Imported so that short names (--model SequenceClassifier, --data SyntheticSequences, Tagger, UDTreebank) resolve.
+# Imported so that short names (--model SequenceClassifier, --data SyntheticSequences, Tagger, UDTreebank,
+# NodeClassifier, GraphData) resolve.
+import apps.graph  # noqa: F401
 import apps.pos  # noqa: F401
 import apps.sequence  # noqa: F401
+import datamodules.graph  # noqa: F401
 import datamodules.pos  # noqa: F401
 import datamodules.synthetic  # noqa: F401
 from apps.base import AttnLabModule
@@ -131,7 +134,27 @@ def find_checkpoint(app_dir: Path, which: Literal["best", "last"]) -> Path:
 
 class AttnLabCheckpoint(ModelCheckpoint):
     """ModelCheckpoint that also writes ``best.txt`` (name of the best checkpoint) so ``--ckpt_path best``
-    can be resolved later without loading any checkpoint."""
+    can be resolved later without loading any checkpoint, and keeps ``last.ckpt`` the latest state.
+
+    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint is written in the same step, so after
+    the monitored metric stops improving ``last`` would stay behind at the best epoch: resuming with
+    ``--ckpt_path last`` would silently repeat epochs. Here ``last`` follows every checkpoint trigger.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def _save_last_if_behind(self, trainer: L.Trainer) -> None:
+        # skipped when nothing was trained since the last save (which then wrote last.ckpt already)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)

@@ -147,6 +147,16 @@ def test_pattern_override_trains_and_is_restored_from_checkpoint(in_empty_dir: P
     assert cli.model.pattern == Truncated(left=2, right=2)
 
 
+def test_last_checkpoint_follows_training_when_the_metric_stops_improving(in_empty_dir: Path) -> None:
+    """With lr 0 val/acc never improves after epoch 0, so only the first best is written; last.ckpt must
+    still hold the final epoch (Lightning 2.6 alone would leave it at epoch 0)."""
+    attnlab("fit", *TINY, "--trainer.max_epochs", "3", "--model.optim.lr", "0.0")
+    ckpts = APP_DIR / "version_0" / "checkpoints"
+    assert len(list(ckpts.glob("best-epoch=*.ckpt"))) == 1
+    last = torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (2, 9)
+
+
 def test_lr_factor_warmup_then_cosine() -> None:
     f = [lr_factor(s, warmup_steps=4, total_steps=14, min_lr_ratio=0.1) for s in range(16)]
     assert f[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])

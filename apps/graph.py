@@ -1,0 +1,294 @@
+"""Node classification: features -> projection -> edge-masked self-attention layers -> linear head.
+
+A graph transformer on the core: each layer is ``core.MultiHeadSelfAttention`` over the nodes with an
+``EdgeMask`` pattern (node i attends to its in-neighbours and itself), so the attention itself lives in
+core. ``layer`` swaps that layer for PyG's GATConv, GCNConv or TransformerConv in the same skeleton, so
+baselines train in the same loop on the same graph (deduplicated, one self loop per node).
+
+Batches are PyG ``Data`` objects from ``datamodules.graph.GraphData``: the whole graph with stage masks
+(full batch) or NeighborLoader subgraphs whose first ``batch.batch_size`` nodes are the seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from torchmetrics.classification import MulticlassAccuracy
+
+from core import EdgeMask, MultiHeadSelfAttention
+
+from .base import AttnLabModule, OptimConfig
+
+Layer = Literal["attention", "gat", "gcn", "transformer_conv"]
+SPARSE_INPUT_DENSITY = 0.1  # below this fraction of non-zero features, input dropout runs on the non-zeros
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class GraphLayer(nn.Module):
+    """One message-passing layer hidden -> hidden with a common call: ``layer(h, pattern)``.
+
+    ``attention``: core.MultiHeadSelfAttention on ``pattern`` (an EdgeMask). The PyG baselines read the
+    same processed edges (``pattern.processed(N)``, self loops already in) and edge features.
+    """
+
+    def __init__(self, kind: Layer, dim: int, num_heads: int, score: str, additive_activation: str,
+                 attn_dropout: float, edge_dim: int | None) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "attention":
+            self.conv = MultiHeadSelfAttention(dim, num_heads, score=score, additive_activation=additive_activation,
+                                               attn_dropout=attn_dropout, edge_dim=edge_dim)
+        elif kind == "gat":
+            from torch_geometric.nn import GATConv
+
+            self.conv = GATConv(dim, dim // num_heads, heads=num_heads, dropout=attn_dropout, add_self_loops=False,
+                                edge_dim=edge_dim)
+        elif kind == "gcn":
+            from torch_geometric.nn import GCNConv
+
+            if edge_dim is not None:
+                raise ValueError("model.layer=gcn takes no edge features (edge_dim); use attention, gat or "
+                                 "transformer_conv, or set edge_dim: null")
+            self.conv = GCNConv(dim, dim, add_self_loops=False)
+        elif kind == "transformer_conv":
+            from torch_geometric.nn import TransformerConv
+
+            self.conv = TransformerConv(dim, dim // num_heads, heads=num_heads, dropout=attn_dropout,
+                                        edge_dim=edge_dim)
+        else:
+            raise ValueError(f"model.layer must be one of attention, gat, gcn, transformer_conv, got {kind!r}")
+
+    def forward(self, h: Tensor, pattern: EdgeMask) -> Tensor:
+        if self.kind == "attention":
+            return self.conv(h, pattern=pattern)
+        edge_index = pattern.processed(h.size(0))
+        if self.kind == "gcn":
+            return self.conv(h, edge_index)
+        return self.conv(h, edge_index, edge_attr=pattern.processed_attr(h.size(0)))
+
+
+class GraphEncoder(nn.Module):
+    """``depth`` layers of h = act(norm(h + layer(drop(h)))) (residual optional), hidden -> hidden.
+
+    No dropout before the first layer: its input is the projection of already dropped-out features (as in
+    GAT, two feature dropouts at 0.6 in a row only add noise)."""
+
+    def __init__(self, dim: int, depth: int, layer: Layer, num_heads: int, score: str, additive_activation: str,
+                 dropout: float, attn_dropout: float, activation: str, norm: str, residual: bool,
+                 edge_dim: int | None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            GraphLayer(layer, dim, num_heads, score, additive_activation, attn_dropout, edge_dim) for _ in range(depth)
+        )
+        norms = {"layer": lambda: nn.LayerNorm(dim), "batch": lambda: nn.BatchNorm1d(dim), "none": nn.Identity}
+        self.norms = nn.ModuleList(norms[norm]() for _ in range(depth))
+        self.drop = nn.Dropout(dropout)
+        self.act = ACTIVATIONS[activation]()
+        self.residual = residual
+
+    def forward(self, h: Tensor, pattern: EdgeMask) -> Tensor:
+        for i, (layer, norm) in enumerate(zip(self.layers, self.norms, strict=True)):
+            out = layer(self.drop(h) if i else h, pattern)  # the first layer's input was dropped before projection
+            h = self.act(norm(h + out if self.residual else out))
+        return h
+
+
+class NodeClassifier(AttnLabModule):
+    """Classify every node of a graph; loss and accuracy count only the stage's nodes.
+
+    ``in_channels`` / ``num_classes`` / ``edge_dim``: None reads them from the datamodule (``num_features``,
+    ``num_classes``, ``edge_dim``) at setup; the resolved values are saved with the checkpoint.
+    ``edge_features``: use the graph's ``edge_attr`` (a per-head score bias in attention, ``edge_dim`` of
+    GATConv / TransformerConv). ``layer``: attention (ours, on core) or a PyG baseline.
+    ``score`` "additive" with ``additive_activation`` "leaky_relu" scores like GATv2; "dot" like a transformer.
+    ``input_dropout`` acts on the raw features, ``dropout`` before every layer and the head,
+    ``attn_dropout`` on the attention weights.
+    """
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+    app_name = "graph"
+
+    def __init__(
+        self,
+        in_channels: int | None = None,
+        num_classes: int | None = None,
+        hidden: int = 64,
+        depth: int = 2,
+        num_heads: int = 8,
+        layer: Layer = "attention",
+        score: Literal["dot", "additive"] = "additive",
+        additive_activation: Literal["tanh", "leaky_relu"] = "leaky_relu",
+        input_dropout: float = 0.6,
+        dropout: float = 0.6,
+        attn_dropout: float = 0.6,
+        activation: Literal["elu", "relu", "gelu"] = "elu",
+        norm: Literal["none", "layer", "batch"] = "none",
+        residual: bool = True,
+        add_self_loops: bool = True,
+        edge_features: bool = False,
+        edge_dim: int | None = None,
+        label_smoothing: float = 0.0,
+        optim: OptimConfig | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(optim=optim, compile=compile)
+        self.save_hyperparameters()
+        if layer not in ("attention", "gat", "gcn", "transformer_conv"):
+            raise ValueError(f"model.layer must be one of attention, gat, gcn, transformer_conv, got {layer!r}")
+        if hidden % num_heads:
+            raise ValueError(f"model.hidden ({hidden}) must be a multiple of model.num_heads ({num_heads})")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"model.activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if norm not in ("none", "layer", "batch"):
+            raise ValueError(f"model.norm must be none, layer or batch, got {norm!r}")
+        if depth < 1:
+            raise ValueError(f"model.depth must be >= 1, got {depth}")
+        self._pattern_cache: tuple[Tensor, Tensor | None, EdgeMask] | None = None
+        self._nonzero_cache: tuple[Tensor, tuple[Tensor, Tensor] | None] | None = None
+        self.built = False
+        if in_channels is not None and num_classes is not None and (edge_dim is not None or not edge_features):
+            self._build()
+
+    # ------------------------------------------------------------------ model
+    def _build(self) -> None:
+        h = self.hparams
+        edge_dim = h.edge_dim if h.edge_features else None
+        self.input_drop = nn.Dropout(h.input_dropout)
+        self.input_proj = nn.Linear(h.in_channels, h.hidden)
+        self.encoder = GraphEncoder(h.hidden, h.depth, h.layer, h.num_heads, h.score, h.additive_activation,
+                                    h.dropout, h.attn_dropout, h.activation, h.norm, h.residual, edge_dim)
+        self.head_drop = nn.Dropout(h.dropout)
+        self.head = nn.Linear(h.hidden, h.num_classes)
+        self.setup_metrics({"acc": MulticlassAccuracy(h.num_classes, average="micro")})
+        self.built = True
+
+    def setup(self, stage: str) -> None:
+        """Read missing sizes from the datamodule, check given ones against it, then build."""
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and all(hasattr(dm, k) for k in ("num_features", "num_classes")):
+            data_sizes = {"in_channels": dm.num_features, "num_classes": dm.num_classes}
+            if self.hparams.edge_features:
+                if getattr(dm, "edge_dim", None) is None:
+                    raise ValueError("model.edge_features=true but the graph has no edge_attr "
+                                     f"({type(dm).__name__}); set edge_features: false or use data with edges "
+                                     "features (e.g. data.csbm.edge_features: 4)")
+                data_sizes["edge_dim"] = dm.edge_dim
+            for key, value in data_sizes.items():
+                given = self.hparams[key]
+                if given is None:
+                    self.hparams[key] = value
+                elif given != value:
+                    raise ValueError(f"model.{key}={given} but the data ({type(dm).__name__}) has {value}; "
+                                     f"set model.{key}: {value} or null (read from the data)")
+        if not self.built:
+            missing = [k for k in ("in_channels", "num_classes") if self.hparams[k] is None]
+            if self.hparams.edge_features and self.hparams.edge_dim is None:
+                missing.append("edge_dim")
+            if missing:
+                raise ValueError(f"NodeClassifier: {', '.join(missing)} unknown; set them in model or use a "
+                                 f"datamodule that reports num_features / num_classes / edge_dim")
+            self._build()
+
+    def pattern(self, data: Data) -> EdgeMask:
+        """The EdgeMask of this batch's graph; cached while the same edge tensors come back (full batch)."""
+        edge_attr = getattr(data, "edge_attr", None) if self.hparams.edge_features else None
+        cached = self._pattern_cache
+        if cached is not None and cached[0] is data.edge_index and cached[1] is edge_attr:
+            return cached[2]
+        if edge_attr is not None:
+            edge_attr = edge_attr.float()
+        pattern = EdgeMask(data.edge_index, add_self_loops=self.hparams.add_self_loops, edge_attr=edge_attr)
+        self._pattern_cache = (data.edge_index, getattr(data, "edge_attr", None) if self.hparams.edge_features
+                               else None, pattern)
+        return pattern
+
+    def forward(self, x: Tensor, pattern: EdgeMask) -> Tensor:
+        """(N, in_channels) features on the graph of ``pattern`` -> (N, num_classes) logits."""
+        if x.dim() != 2 or x.size(1) != self.hparams.in_channels:
+            raise ValueError(f"NodeClassifier expects x of shape (num_nodes, {self.hparams.in_channels}), "
+                             f"got {tuple(x.shape)}")
+        h = self.encoder(self._project(x), pattern)
+        return self.head(self.head_drop(h))
+
+    def _project(self, x: Tensor) -> Tensor:
+        """input_proj(input_drop(x)); for mostly-zero features (bag of words) dropout and product run on the
+        non-zeros only: the same random function, without drawing a Bernoulli per zero entry."""
+        p = self.input_drop.p
+        if not (self.training and p > 0):
+            return self.input_proj(x)
+        cached = self._nonzero_cache
+        if cached is None or cached[0] is not x:
+            nonzero = x.nonzero().t()
+            sparse = nonzero.size(1) < SPARSE_INPUT_DENSITY * x.numel()
+            cached = self._nonzero_cache = (x, (nonzero, x[nonzero[0], nonzero[1]]) if sparse else None)
+        if cached[1] is None:
+            return self.input_proj(self.input_drop(x))
+        index, values = cached[1]
+        keep = torch.rand(values.shape, device=values.device) >= p
+        dropped = torch.sparse_coo_tensor(index[:, keep], values[keep] / (1.0 - p), x.shape, is_coalesced=True,
+                                          check_invariants=False)
+        return torch.sparse.mm(dropped, self.input_proj.weight.t()) + self.input_proj.bias
+
+    # ------------------------------------------------------------------ steps
+    @staticmethod
+    def counted(data: Data, stage: str) -> Tensor:
+        """Indices of the nodes that count: a NeighborLoader batch's seeds, else the stage's mask."""
+        if "n_id" in data and hasattr(data, "batch_size"):
+            return torch.arange(data.batch_size, device=data.x.device)
+        return getattr(data, f"{stage}_mask").nonzero().squeeze(1)
+
+    def _shared_step(self, data: Data, stage: str) -> Tensor:
+        logits = self(data.x, self.pattern(data))
+        idx = self.counted(data, stage)
+        logits, target = logits[idx], data.y[idx]
+        loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing if stage == "train"
+                               else 0.0)
+        self.log_step(stage, loss, logits.argmax(-1), target, batch_size=idx.numel())
+        return loss
+
+    def training_step(self, batch: Data, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Data, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Data, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def on_predict_epoch_start(self) -> None:
+        self._predicted: list[dict[str, Tensor]] = []
+
+    def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
+        """Per node: its id in the full graph, the predicted class and that class's probability."""
+        probs = self(batch.x, self.pattern(batch)).softmax(-1)
+        if "n_id" in batch and hasattr(batch, "batch_size"):
+            probs, node_id = probs[: batch.batch_size], batch.n_id[: batch.batch_size]
+        else:
+            node_id = batch.n_id if "n_id" in batch else torch.arange(probs.size(0), device=probs.device)
+        prob, pred = probs.max(-1)
+        out = {"node_id": node_id, "pred": pred, "prob": prob}
+        self._predicted.append({k: v.cpu() for k, v in out.items()})
+        return out
+
+    def on_predict_epoch_end(self) -> None:
+        """Write ``node_id,class,prob`` (one row per node, sorted by id) to ``data.predict_output``."""
+        if not self._predicted:
+            return
+        merged = {k: torch.cat([p[k] for p in self._predicted]) for k in ("node_id", "pred", "prob")}
+        order = merged["node_id"].argsort()
+        rows = zip(*(merged[k][order].tolist() for k in ("node_id", "pred", "prob")), strict=True)
+        text = "node_id,class,prob\n" + "".join(f"{n},{c},{p:.6f}\n" for n, c, p in rows)
+        dm = getattr(self.trainer, "datamodule", None)
+        out = Path(getattr(dm, "predict_output", None) or "predictions.csv")
+        if self.trainer.is_global_zero:
+            from apps.cli import write_atomic  # here: apps.cli imports this module
+
+            write_atomic(out, text)
+            rank_zero_info(f"predicted {order.numel()} nodes -> {out}")
