@@ -7,11 +7,14 @@ from .attend import BACKENDS, attend, choose_backend
 from .attention import MultiHeadSelfAttention
 from .encoder import DropPath, Encoder, EncoderBlock, Mlp
 from .patterns import Causal, EdgeMask, Full, Pattern, Truncated
+from .pooling import AttentionPooling
 from .positional import LearnedPositions, RelativePositionBias, Rotary, sinusoidal_2d, sinusoidal_positions
 from .scores import AdditiveScore, masked_softmax
+from .streaming import StreamingEncoder
 
 __all__ = [
-    "BACKENDS", "AdditiveScore", "Causal", "DropPath", "EdgeMask", "Encoder", "EncoderBlock", "Full",
-    "LearnedPositions", "Mlp", "MultiHeadSelfAttention", "Pattern", "RelativePositionBias", "Rotary",
-    "Truncated", "attend", "choose_backend", "masked_softmax", "sinusoidal_2d", "sinusoidal_positions",
+    "BACKENDS", "AdditiveScore", "AttentionPooling", "Causal", "DropPath", "EdgeMask", "Encoder", "EncoderBlock",
+    "Full", "LearnedPositions", "Mlp", "MultiHeadSelfAttention", "Pattern", "RelativePositionBias", "Rotary",
+    "StreamingEncoder", "Truncated", "attend", "choose_backend", "masked_softmax", "sinusoidal_2d",
+    "sinusoidal_positions",
 ]
