@@ -44,8 +44,10 @@ from rich.table import Table
 import apps.graph  # noqa: F401
 import apps.pos  # noqa: F401
 import apps.sequence  # noqa: F401
+import apps.speech  # noqa: F401
 import datamodules.graph  # noqa: F401
 import datamodules.pos  # noqa: F401
+import datamodules.speech  # noqa: F401
 import datamodules.synthetic  # noqa: F401
 from apps.base import AttnLabModule
 

@@ -1,0 +1,416 @@
+"""Speech: frame-level phone classification and utterance classification on one core.Encoder.
+
+``FrameClassifier``: features -> linear -> encoder under ``Truncated(left, right)`` (frames; ``Full`` for
+comparison) with relative or rotary positions -> per-frame phone logits. ``encoder: context_mlp`` swaps the
+encoder for a plain MLP over ±``context`` stacked frames (the classic hybrid-system baseline), same loop.
+``stream``/``stream_file`` run a trained model over a recording of any length chunk by chunk, with the
+predictions of one offline pass (``core.StreamingEncoder`` documents what is cached).
+``UtteranceClassifier``: the same encoder, then attention pooling (``core.AttentionPooling``) -> one label.
+
+The label inventory, the feature settings and the global statistics come from the datamodule when training
+and travel in every checkpoint (``speech_meta``), so a checkpoint alone can label new audio.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from core import AttentionPooling, Encoder, Full, Pattern, StreamingEncoder, Truncated
+from datamodules.speech import (
+    IGNORE,
+    FeatureExtractor,
+    FeatureStream,
+    SpeechMeta,
+    WindowedStream,
+    iter_blocks,
+    merge_frames,
+)
+
+from .base import AttnLabModule, OptimConfig
+
+
+def splice(features: Tensor, mask: Tensor, context: int) -> Tensor:
+    """(B, T, F) -> (B, T, F·(2·context+1)): each frame with its ±``context`` neighbours (zeros beyond the real
+    frames, i.e. the mean of normalised features), oldest first."""
+    if context == 0:
+        return features
+    x = features * mask.unsqueeze(-1).to(features.dtype)
+    x = F.pad(x, (0, 0, context, context)).unfold(1, 2 * context + 1, 1)  # (B, T, F, 2c+1)
+    return x.transpose(-1, -2).flatten(2)
+
+
+def _and_end(items: Iterable[Tensor]) -> Iterator[Tensor | None]:
+    """The items, then None (the end of the stream)."""
+    yield from items
+    yield None
+
+
+class ContextMLP(nn.Module):
+    """Baseline: each frame's ±``context`` neighbours stacked (zeros beyond the utterance) -> MLP -> logits."""
+
+    def __init__(self, in_features: int, num_classes: int, context: int, hidden: int, layers: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.context = context
+        sizes = [in_features * (2 * context + 1)] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for a, b in zip(sizes, sizes[1:], strict=False):
+            blocks += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*blocks, nn.Linear(sizes[-1], num_classes))
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        return self.net(splice(features, mask, self.context))
+
+
+class SpeechModule(AttnLabModule):
+    """What both speech apps share: the meta handshake with the datamodule, input projection and encoder."""
+
+    monitor = "val/acc"
+    monitor_mode = "max"
+    meta_key = "speech_meta"
+
+    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float, attn_dropout: float,
+                 drop_path: float, position: Literal["relative", "rotary"], max_relative_distance: int,
+                 pattern: Pattern, input_context: int, optim: OptimConfig | None, compile: bool) -> None:
+        super().__init__(optim=optim, compile=compile)
+        if position not in ("relative", "rotary"):
+            raise ValueError(f"model.position must be 'relative' or 'rotary' (frames are compared by distance), "
+                             f"got {position!r}")
+        if not isinstance(pattern, (Truncated, Full)):
+            raise ValueError(f"model.pattern must be core.Truncated or core.Full, got {pattern!r}")
+        if input_context < 0:
+            raise ValueError(f"model.input_context must be >= 0, got {input_context}")
+        self.pattern, self.input_context = pattern, input_context
+        self.dim = dim
+        self.encoder_args = {"dim": dim, "depth": depth, "num_heads": num_heads, "mlp_ratio": mlp_ratio,
+                             "dropout": dropout, "attn_dropout": attn_dropout, "drop_path": drop_path,
+                             "position": position, "max_relative_distance": max_relative_distance}
+        self.drop = nn.Dropout(dropout)
+        self.meta: SpeechMeta | None = None
+        self.input: nn.Linear | None = None
+        self._clock: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ meta (model <-> datamodule)
+    def set_meta(self, meta: SpeechMeta) -> None:
+        """Build the layers whose size depends on the data (input projection, head, metrics); no-op if unchanged."""
+        if self.meta == meta:
+            self.meta = meta
+            return
+        self.meta = meta
+        self.build(meta)
+
+    def build(self, meta: SpeechMeta) -> None:
+        raise NotImplementedError
+
+    def _datamodule(self):
+        trainer = self._trainer
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    def setup(self, stage: str) -> None:
+        dm = self._datamodule()
+        if self.meta is None and dm is not None and getattr(dm, "meta", None) is not None:
+            self.set_meta(dm.meta)
+        self._share_meta()
+
+    def _share_meta(self) -> None:
+        dm = self._datamodule()
+        if self.meta is not None and dm is not None and hasattr(dm, "meta"):
+            dm.meta = self.meta
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.meta is None:
+            raise RuntimeError(f"{type(self).__name__} has no label inventory to save (set_meta was never called)")
+        checkpoint[self.meta_key] = self.meta.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.meta_key not in checkpoint:
+            raise KeyError(f"this checkpoint has no {self.meta_key!r}: it was not saved by apps.speech")
+        self.set_meta(SpeechMeta.from_dict(checkpoint[self.meta_key]))
+        self._share_meta()
+
+    def _require_meta(self) -> SpeechMeta:
+        if self.meta is None:
+            raise RuntimeError(f"{type(self).__name__} has no label inventory yet: train it (attnlab fit) or load "
+                               "a checkpoint")
+        return self.meta
+
+    def encode(self, features: Tensor, mask: Tensor) -> Tensor:
+        """(B, T, F) features -> (B, T, dim) encoder outputs."""
+        x = self.drop(self.input(splice(features, mask, self.input_context)))
+        return self.encoder(x, pattern=self.pattern, padding_mask=mask)
+
+    # ------------------------------------------------------------------ throughput
+    def on_train_epoch_start(self) -> None:
+        self._clock = {"start": time.perf_counter(), "frames": 0.0}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self._clock["frames"] = self._clock.get("frames", 0.0) + float(batch["mask"].sum())
+
+    def on_train_epoch_end(self) -> None:
+        seconds = time.perf_counter() - self._clock.get("start", time.perf_counter())
+        self.log("train/frames_per_s", self._clock.get("frames", 0.0) / max(seconds, 1e-9))
+
+
+class FrameClassifier(SpeechModule):
+    """One phone per 10 ms frame. Batches: dicts from ``datamodules.speech`` (features, mask, labels, index).
+
+    ``pattern``: ``core.Truncated(left, right)`` in frames (or ``core.Full``); ``position``: "relative" (Shaw,
+    ``max_relative_distance`` frames) or "rotary". ``encoder: context_mlp`` ignores the attention settings and
+    uses ``context`` / ``mlp_hidden`` / ``mlp_layers``. Padding and unlabelled frames count in neither loss nor
+    accuracy. ``predict`` writes ``<id>.frames`` (one phone per frame) and ``<id>.PHN`` (merged segments
+    ``start end phone`` in samples of the audio) per utterance into ``data.predict_output``.
+    """
+
+    def __init__(
+        self,
+        dim: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+        drop_path: float = 0.0,
+        position: Literal["relative", "rotary"] = "relative",
+        max_relative_distance: int = 32,
+        pattern: Pattern = Truncated(32, 32),
+        input_context: int = 0,
+        encoder: Literal["attention", "context_mlp"] = "attention",
+        context: int = 5,
+        mlp_hidden: int = 512,
+        mlp_layers: int = 2,
+        label_smoothing: float = 0.0,
+        optim: OptimConfig | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(dim, depth, num_heads, mlp_ratio, dropout, attn_dropout, drop_path, position,
+                         max_relative_distance, pattern, input_context, optim, compile)
+        self.save_hyperparameters()
+        if encoder not in ("attention", "context_mlp"):
+            raise ValueError(f"model.encoder must be 'attention' or 'context_mlp', got {encoder!r}")
+        if context < 0 or mlp_layers < 0 or mlp_hidden < 1:
+            raise ValueError(f"model.context ({context}) and model.mlp_layers ({mlp_layers}) must be >= 0, "
+                             f"model.mlp_hidden ({mlp_hidden}) >= 1")
+        self.encoder_kind = encoder
+        self.encoder = Encoder(**self.encoder_args) if encoder == "attention" else None
+        self.head: nn.Linear | None = None
+        self.context_mlp: ContextMLP | None = None
+
+    def build(self, meta: SpeechMeta) -> None:
+        h, num_classes = self.hparams, len(meta.labels)
+        if self.encoder_kind == "attention":
+            self.input = nn.Linear(meta.features.dim * (2 * h.input_context + 1), h.dim)
+            self.head = nn.Linear(h.dim, num_classes)
+        else:
+            self.context_mlp = ContextMLP(meta.features.dim, num_classes, h.context, h.mlp_hidden, h.mlp_layers,
+                                          h.dropout)
+        self.setup_metrics({"acc": MulticlassAccuracy(num_classes, average="micro", ignore_index=IGNORE)})
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        """(B, T, F) normalised features, (B, T) mask -> (B, T, num_phones) logits."""
+        self._require_meta()
+        if self.context_mlp is not None:
+            return self.context_mlp(features, mask)
+        return self.head(self.drop(self.encode(features, mask)))
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+        logits = self(batch["features"], batch["mask"])
+        labels, mask = batch["labels"], batch["mask"]
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE,
+                               label_smoothing=smoothing)
+        preds = logits.argmax(-1)
+        self.log_step(stage, loss, preds[mask], labels[mask], batch_size=int((labels != IGNORE).sum()))
+        return loss, preds
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    # ------------------------------------------------------------------ predict
+    def on_predict_epoch_start(self) -> None:
+        self._predicted: dict[int, list[str]] = {}
+
+    def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
+        labels = self._require_meta().labels
+        preds = self(batch["features"], batch["mask"]).argmax(-1)
+        out = [(int(i), [labels[t] for t in p[:int(n)].tolist()])
+               for i, p, n in zip(batch["index"].tolist(), preds, batch["mask"].sum(1), strict=True)]
+        self._predicted.update(out)
+        return out
+
+    def on_predict_epoch_end(self) -> None:
+        """Per utterance: ``<id>.frames`` (frame t on line t+1) and ``<id>.PHN`` (segments in audio samples)."""
+        dm = self._datamodule()
+        if dm is None or not hasattr(dm, "output_path"):
+            return
+        from apps.cli import write_atomic  # here: apps.cli imports this module
+
+        out, cfg = dm.output_path(), self._require_meta().features
+        if self.trainer.is_global_zero:
+            for index, labels in sorted(self._predicted.items()):
+                p = dm.item("predict", index)
+                segments = merge_frames(labels, cfg, p.audio_rate, p.num_samples)
+                write_atomic(out / f"{p.utt.id}.frames", "\n".join(labels) + "\n")
+                write_atomic(out / f"{p.utt.id}.PHN", "".join(f"{s} {e} {lab}\n" for s, e, lab in segments))
+            rank_zero_info(f"labelled {len(self._predicted)} recordings frame by frame -> {out}/")
+
+    # ------------------------------------------------------------------ streaming
+    @torch.no_grad()
+    def stream(self, chunks: Iterable[Tensor]) -> Iterator[Tensor]:
+        """Normalised feature chunks (C, F) of one recording -> (n, num_phones) logits of the next n frames, as
+        soon as they are final; concatenated, they equal one offline pass.
+
+        Lookahead (latency): ``input_context + depth · right`` frames. Cached between chunks: ``2·input_context``
+        input frames and, per encoder block, ``left + right`` vectors (see ``core.streaming``)."""
+        self._require_meta()
+        if self.encoder is None or not isinstance(self.pattern, Truncated):
+            raise ValueError("streaming needs model.encoder: attention with a core.Truncated pattern "
+                             f"(bounded context), got encoder={self.encoder_kind!r}, pattern={self.pattern!r}")
+        was_training = self.training
+        self.eval()
+        try:
+            streamer = StreamingEncoder(self.encoder, self.pattern)
+            context = self.input_context
+            spliced = WindowedStream(lambda c: splice(c.T[None], c.new_ones(1, c.size(1), dtype=torch.bool),
+                                                      context)[0].T, context) if context else None
+            for chunk in _and_end(chunks):
+                final = chunk is None
+                x = self.input.weight.new_zeros(0, self.meta.features.dim) if final else chunk.to(self.input.weight)
+                if spliced is not None:  # the input layer's ±context frames stream too
+                    x = spliced.push(x.T, final).T
+                    x = x if x.size(0) else x.new_zeros(0, self.input.in_features)
+                h = streamer.push(self.input(x[None]), final)
+                if h.size(1):
+                    yield self.head(h)[0]
+        finally:
+            self.train(was_training)
+
+    def stream_file(self, path: str | Path, seconds: float = 1.0) -> Iterator[Tensor]:
+        """Logits of an audio file read ``seconds`` at a time: audio, features and encoder all stream, so
+        memory does not grow with the recording. Needs ``normalize: global`` (or none) features and audio at
+        the model's sample rate (per-utterance statistics or resampling would need the whole recording)."""
+        meta = self._require_meta()
+        cfg = meta.features
+        if cfg.normalize == "utterance":
+            raise ValueError("stream_file: features normalised per utterance need the whole recording; train with "
+                             "data.features.normalize: global to stream audio (or stream() precomputed features)")
+        features = FeatureStream(FeatureExtractor(cfg))
+
+        def chunks() -> Iterator[Tensor]:
+            for block, rate in iter_blocks(Path(path), seconds):
+                if rate != cfg.sample_rate:
+                    raise ValueError(f"{path}: {rate} Hz audio, the model expects {cfg.sample_rate} Hz; resample "
+                                     "it first (streaming does not resample)")
+                yield meta.normalise(features.push(block))
+            yield meta.normalise(features.flush())
+
+        yield from self.stream(chunks())
+
+
+class UtteranceClassifier(SpeechModule):
+    """One label per recording (spoken digits, keywords): the encoder, then ``pooling`` -> linear head.
+
+    ``pooling: attention`` is a learned query per head over the frames (``core.AttentionPooling``, ``pool_heads``);
+    ``mean`` averages the real frames. ``predict`` writes ``id<TAB>label<TAB>probability`` lines to
+    ``data.predict_output``.
+    """
+
+    def __init__(
+        self,
+        dim: int = 128,
+        depth: int = 4,
+        num_heads: int = 4,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.1,
+        attn_dropout: float = 0.0,
+        drop_path: float = 0.0,
+        position: Literal["relative", "rotary"] = "relative",
+        max_relative_distance: int = 32,
+        pattern: Pattern = Truncated(32, 32),
+        input_context: int = 0,
+        pooling: Literal["attention", "mean"] = "attention",
+        pool_heads: int = 4,
+        label_smoothing: float = 0.0,
+        optim: OptimConfig | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(dim, depth, num_heads, mlp_ratio, dropout, attn_dropout, drop_path, position,
+                         max_relative_distance, pattern, input_context, optim, compile)
+        self.save_hyperparameters()
+        if pooling not in ("attention", "mean"):
+            raise ValueError(f"model.pooling must be 'attention' or 'mean', got {pooling!r}")
+        self.encoder = Encoder(**self.encoder_args)
+        self.pool = AttentionPooling(dim, pool_heads) if pooling == "attention" else None
+        self.head: nn.Linear | None = None
+
+    def build(self, meta: SpeechMeta) -> None:
+        self.input = nn.Linear(meta.features.dim * (2 * self.input_context + 1), self.hparams.dim)
+        self.head = nn.Linear(self.hparams.dim, len(meta.labels))
+        self.setup_metrics({"acc": MulticlassAccuracy(len(meta.labels), average="micro")})
+
+    def forward(self, features: Tensor, mask: Tensor) -> Tensor:
+        """(B, T, F), (B, T) -> (B, num_classes) logits."""
+        self._require_meta()
+        x = self.encode(features, mask)
+        if self.pool is not None:
+            pooled = self.pool(x, mask)
+        else:
+            weights = mask.unsqueeze(-1).to(x.dtype)
+            pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return self.head(self.drop(pooled))
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        logits = self(batch["features"], batch["mask"])
+        labels = batch["labels"]
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_predict_epoch_start(self) -> None:
+        self._predicted: dict[int, tuple[str, float]] = {}
+
+    def predict_step(self, batch, batch_idx: int) -> list[tuple[int, str, float]]:
+        labels = self._require_meta().labels
+        probs = self(batch["features"], batch["mask"]).softmax(-1)
+        best, ids = probs.max(-1)
+        out = [(int(i), labels[k], float(p)) for i, k, p in zip(batch["index"].tolist(), ids.tolist(),
+                                                                  best.tolist(), strict=True)]
+        self._predicted.update({i: (lab, p) for i, lab, p in out})
+        return out
+
+    def on_predict_epoch_end(self) -> None:
+        dm = self._datamodule()
+        if dm is None or not hasattr(dm, "output_path"):
+            return
+        from apps.cli import write_atomic  # here: apps.cli imports this module
+
+        out = dm.output_path()
+        if self.trainer.is_global_zero:
+            rows = [f"{dm.item('predict', i).utt.id}\t{lab}\t{p:.4f}\n"
+                    for i, (lab, p) in sorted(self._predicted.items())]
+            write_atomic(out, "id\tlabel\tprobability\n" + "".join(rows))
+            rank_zero_info(f"labelled {len(rows)} recordings -> {out}")
