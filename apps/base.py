@@ -6,6 +6,7 @@ Apps subclass it, build ``self.encoder`` (a ``core.Encoder``) and call ``self.lo
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 from collections.abc import Mapping
@@ -130,9 +131,15 @@ class AttnLabModule(L.LightningModule):
 
     # ------------------------------------------------------------ optimiser
     def parameter_groups(self) -> list[dict]:
-        """Two AdamW groups: with weight decay (matrices), without (biases, norms, embeddings, positions)."""
-        decay, no_decay, seen = [], [], set()
-        for module in self.modules():
+        """AdamW groups: with weight decay (matrices), without (biases, norms, embeddings, positions).
+
+        The first two groups hold the parameters at the base learning rate; parameters for which
+        ``lr_scale(name)`` is not 1 (layer-wise decay, a faster head) get groups of their own with
+        ``lr = optim.lr * scale``. Frozen parameters (requires_grad False) are left out.
+        """
+        groups: dict[tuple[bool, float], list] = {(True, 1.0): [], (False, 1.0): []}
+        seen: set[int] = set()
+        for module_name, module in self.named_modules():
             for name, param in module.named_parameters(recurse=False):
                 if not param.requires_grad or id(param) in seen:
                     continue
@@ -142,11 +149,41 @@ class AttnLabModule(L.LightningModule):
                     or isinstance(module, self.no_decay_modules)
                     or any(k in name for k in self.no_decay_keywords)
                 )
-                (no_decay if skip else decay).append(param)
+                scale = float(self.lr_scale(f"{module_name}.{name}" if module_name else name))
+                groups.setdefault((not skip, scale), []).append(param)
         return [
-            {"params": decay, "weight_decay": self.optim.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": params, "weight_decay": self.optim.weight_decay if decay else 0.0,
+             **({"lr": self.optim.lr * scale} if scale != 1.0 else {})}
+            for (decay, scale), params in groups.items()
+            if params or scale == 1.0
         ]
+
+    def lr_scale(self, name: str) -> float:
+        """Multiplier of the learning rate for parameter ``name`` (apps override: layer-wise decay, head lr)."""
+        return 1.0
+
+    def freeze(self, patterns: str | list[str], exclude: tuple[str, ...] = ()) -> list[str]:
+        """Stop training the parameters whose name matches a pattern (fnmatch, e.g. ``encoder.*``), except names
+        starting with an ``exclude`` prefix; returns the frozen names.
+
+        A pattern that matches nothing is an error that lists the top-level modules, so a typo is not silently
+        ignored."""
+        patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+        names = [n for n, _ in self.named_parameters() if not n.startswith(exclude)]
+        frozen = []
+        for pattern in patterns:
+            hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                tops = sorted({n.split(".")[0] for n in names})
+                raise ValueError(f"freeze: pattern {pattern!r} matches no parameter of {type(self).__name__}; "
+                                 f"parameter names start with {tops}")
+            frozen += hits
+        params = dict(self.named_parameters())
+        for n in frozen:
+            params[n].requires_grad_(False)
+        if frozen:
+            rank_zero_info(f"freeze: {len(set(frozen))} of {len(names)} parameter tensors frozen ({patterns})")
+        return sorted(set(frozen))
 
     def configure_optimizers(self):
         cfg = self.optim
@@ -171,14 +208,14 @@ class AttnLabModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---------------------------------------------------------- init_from
-    def load_matching_weights(self, source: str | os.PathLike | Mapping[str, Tensor]) -> dict[str, list[str]]:
+    def load_matching_weights(self, source: str | os.PathLike | Mapping[str, Tensor],
+                              name: str = "state dict") -> dict[str, list[str]]:
         """Initialise from another run (fine-tuning): copy every weight whose name and shape match.
 
         ``source``: a checkpoint file (Lightning ``.ckpt`` or a bare state dict) or a state dict. Returns and
         logs the names that were ``loaded``, ``reshaped`` (same name, other shape: kept as initialised),
         ``missing`` (not in the source: kept as initialised) and ``unexpected`` (in the source only).
         """
-        name = "state dict"
         if not isinstance(source, Mapping):
             name = str(source)
             if not os.path.isfile(source):

@@ -23,6 +23,12 @@ class MultiHeadSelfAttention(nn.Module):
     encodings are added to the inputs by the caller. The weight layout (one fused
     ``qkv`` Linear, ``proj`` = W^o) matches ``torch.nn.MultiheadAttention``'s in/out projections.
 
+    ``in_dim``: size of the input vectors when it differs from ``dim`` (q, k, v = W a map in_dim -> dim), e.g.
+    a graph layer reading raw node features. ``out_proj``: mix the heads with W^o (transformer); False
+    leaves them concatenated (GAT), which regularises small-data models such as citation graphs.
+    ``shared_qkv``: one projection W serves as W^q = W^k = W^v (a third of the weights; GAT likewise scores
+    and aggregates the same W a), scores then measure the similarity of the projected vectors.
+
     ``edge_dim``: graphs only. A Linear ``edge_bias`` (edge_dim -> num_heads) maps each processed
     edge's features (``EdgeMask(..., edge_attr=...)``, see ``EdgeMask.processed_attr``) to a per-head
     additive score bias (Graphormer-style edge encoding). The pattern must then carry edge_attr.
@@ -41,8 +47,13 @@ class MultiHeadSelfAttention(nn.Module):
         proj_dropout: float = 0.0,
         backend: Backend = "auto",
         edge_dim: int | None = None,
+        in_dim: int | None = None,
+        out_proj: bool = True,
+        shared_qkv: bool = False,
     ):
         super().__init__()
+        if in_dim is not None and (not isinstance(in_dim, int) or in_dim <= 0):
+            raise ValueError(f"in_dim must be a positive int or None (= dim), got {in_dim!r}")
         if dim <= 0 or num_heads <= 0 or dim % num_heads:
             raise ValueError(f"dim ({dim}) must be a positive multiple of num_heads ({num_heads})")
         if score not in ("dot", "additive"):
@@ -51,8 +62,10 @@ class MultiHeadSelfAttention(nn.Module):
             raise ValueError(f"position must be 'none', 'rotary' or 'relative', got {position!r}")
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
         self.score, self.position, self.backend = score, position, backend
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.in_dim = in_dim or dim
+        self.shared_qkv = shared_qkv
+        self.qkv = nn.Linear(self.in_dim, dim if shared_qkv else 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim) if out_proj else nn.Identity()
         self.attn_dropout = attn_dropout
         self.proj_dropout = nn.Dropout(proj_dropout)
         self.additive = AdditiveScore(num_heads, self.head_dim, additive_activation) if score == "additive" else None
@@ -75,6 +88,8 @@ class MultiHeadSelfAttention(nn.Module):
         graph = isinstance(pattern, EdgeMask)
         self._check_input(x, padding_mask, graph)
         qkv = self.qkv(x)
+        if self.shared_qkv:  # the same vectors as queries, keys and values
+            qkv = qkv.repeat(*([1] * (x.dim() - 1)), 3)
         if graph:  # (N, 3·dim) -> three (N, H, D): the layout the edge backend gathers from
             q, k, v = qkv.view(x.size(0), 3, self.num_heads, self.head_dim).unbind(1)
             if self.rotary is not None:  # node index as position; rotate along N
@@ -92,7 +107,7 @@ class MultiHeadSelfAttention(nn.Module):
             edge_bias=edge_bias,
         )
         out, weights = result if return_weights else (result, None)
-        out = out.reshape(x.size(0), self.dim) if graph else out.transpose(1, 2).reshape(x.shape)
+        out = out.reshape(x.size(0), self.dim) if graph else out.transpose(1, 2).reshape(*x.shape[:-1], self.dim)
         out = self.proj_dropout(self.proj(out))
         return (out, weights) if return_weights else out
 
@@ -112,9 +127,9 @@ class MultiHeadSelfAttention(nn.Module):
 
     def _check_input(self, x: Tensor, padding_mask: Tensor | None, graph: bool) -> None:
         rank, layout = (2, "(nodes, dim)") if graph else (3, "(batch, length, dim)")
-        if not isinstance(x, Tensor) or x.dim() != rank or x.size(-1) != self.dim:
+        if not isinstance(x, Tensor) or x.dim() != rank or x.size(-1) != self.in_dim:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"MultiHeadSelfAttention expects x of shape {layout} with dim={self.dim}, got {shape}")
+            raise ValueError(f"MultiHeadSelfAttention expects x of shape {layout} with dim={self.in_dim}, got {shape}")
         if padding_mask is None:
             return
         expected = x.shape[:-1]
@@ -124,4 +139,7 @@ class MultiHeadSelfAttention(nn.Module):
 
     def extra_repr(self) -> str:
         extra = f", edge_dim={self.edge_dim}" if self.edge_dim is not None else ""
+        extra += f", in_dim={self.in_dim}" if self.in_dim != self.dim else ""
+        extra += ", out_proj=False" if isinstance(self.proj, nn.Identity) else ""
+        extra += ", shared_qkv=True" if self.shared_qkv else ""
         return f"dim={self.dim}, heads={self.num_heads}, score={self.score}, position={self.position}{extra}"

@@ -40,12 +40,12 @@ class DropPath(nn.Module):
 
 class EncoderBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0,
-                 attn_dropout: float = 0.0, drop_path: float = 0.0, **attention_kwargs):
+                 attn_dropout: float = 0.0, drop_path: float = 0.0, norm_eps: float = 1e-5, **attention_kwargs):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = MultiHeadSelfAttention(dim, num_heads, attn_dropout=attn_dropout, proj_dropout=dropout,
                                            **attention_kwargs)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), dropout)
         self.drop_path = DropPath(drop_path)
 
@@ -66,7 +66,7 @@ class Encoder(nn.Module):
     Works on sequences (B, L, dim) and, with an ``EdgeMask`` pattern, on graph nodes (N, dim).
     ``drop_path`` is the rate of the last block, growing linearly from 0 (as in DeiT/timm).
     ``edge_dim``: per-block edge-feature score bias (see ``MultiHeadSelfAttention``); the
-    ``EdgeMask`` must then carry ``edge_attr``.
+    ``EdgeMask`` must then carry ``edge_attr``. ``norm_eps``: of every LayerNorm (torchvision's ViT uses 1e-6).
     """
 
     def __init__(
@@ -84,6 +84,7 @@ class Encoder(nn.Module):
         max_relative_distance: int = 16,
         backend: Backend = "auto",
         edge_dim: int | None = None,
+        norm_eps: float = 1e-5,
     ):
         super().__init__()
         if depth < 1:
@@ -93,10 +94,10 @@ class Encoder(nn.Module):
             EncoderBlock(dim, num_heads, mlp_ratio, dropout, attn_dropout, rate, score=score,
                          additive_activation=additive_activation, position=position,
                          max_relative_distance=max_relative_distance, backend=backend,
-                         edge_dim=edge_dim)
+                         edge_dim=edge_dim, norm_eps=norm_eps)
             for rate in rates
         )
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
 
     def forward(self, x: Tensor, pattern: Pattern | None = None, padding_mask: Tensor | None = None,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:

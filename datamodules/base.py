@@ -20,10 +20,10 @@ class AttnLabDataModule(L.LightningDataModule):
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
 
     def loader(self, dataset: Dataset, shuffle: bool = False, collate_fn: Callable[[list], Any] | None = None,
-               **kwargs: Any) -> DataLoader:
+               batch_size: int | None = None, **kwargs: Any) -> DataLoader:
         """A DataLoader with the shared settings; a ``batch_sampler`` keyword replaces batch_size/shuffle."""
         if "batch_sampler" not in kwargs:
-            kwargs.update(batch_size=self.batch_size, shuffle=shuffle)
+            kwargs.update(batch_size=batch_size or self.batch_size, shuffle=shuffle)
         return DataLoader(
             dataset,
             num_workers=self.num_workers,

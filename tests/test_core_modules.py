@@ -88,6 +88,30 @@ def test_full_attention_equals_torch_multihead_attention(padded):
     torch.testing.assert_close(w.permute(0, 2, 1, 3)[real], ref_w.permute(0, 2, 1, 3)[real], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("shared_qkv", [False, True])
+@pytest.mark.parametrize("out_proj", [False, True])
+def test_other_input_width_shared_projection_and_concatenated_heads(shared_qkv, out_proj):
+    """in_dim != dim, one projection as q = k = v, heads concatenated without W^o: the formula written out."""
+    torch.manual_seed(0)
+    in_dim, dim, heads, batch, length = 10, 8, 2, 2, 5
+    attn = MultiHeadSelfAttention(dim, heads, in_dim=in_dim, out_proj=out_proj, shared_qkv=shared_qkv)
+    assert attn.qkv.weight.shape == ((dim if shared_qkv else 3 * dim), in_dim)
+    x = torch.randn(batch, length, in_dim)
+    projected = attn.qkv(x)
+    q, k, v = (projected,) * 3 if shared_qkv else projected.chunk(3, dim=-1)
+    split = lambda t: t.view(batch, length, heads, dim // heads).transpose(1, 2)  # noqa: E731
+    weights = torch.softmax(split(q) @ split(k).transpose(-1, -2) / math.sqrt(dim // heads), dim=-1)
+    expected = (weights @ split(v)).transpose(1, 2).reshape(batch, length, dim)
+    if out_proj:
+        expected = attn.proj(expected)
+    for backend in ["dense", "sdpa"]:
+        torch.testing.assert_close(attn(x, Full(), backend=backend), expected, rtol=1e-5, atol=1e-6)
+    nodes = torch.randn(6, in_dim)
+    assert attn(nodes, EdgeMask(torch.tensor([[0, 1, 2], [1, 2, 3]]))).shape == (6, dim)
+    with pytest.raises(ValueError, match=f"dim={in_dim}"):
+        attn(torch.randn(batch, length, dim))
+
+
 def test_module_runs_every_pattern_and_score():
     torch.manual_seed(0)
     x = torch.randn(2, 40, 16)

@@ -136,7 +136,7 @@ def test_graph_layer_equals_dense_masked_attention(score: str, self_loops: bool)
     torch.manual_seed(0)
     edge_index, isolated = graph_with_edge_cases()
     n, dim = 13, 16
-    layer = GraphLayer("attention", dim, num_heads=4, score=score, additive_activation="leaky_relu",
+    layer = GraphLayer("attention", dim, dim, num_heads=4, score=score, additive_activation="leaky_relu",
                        attn_dropout=0.0, edge_dim=None).eval()
     pattern = EdgeMask(edge_index, add_self_loops=self_loops)
     adj = adjacency(edge_index, n, self_loops)
@@ -182,6 +182,44 @@ def test_node_classifier_equals_textbook_on_adjacency(score: str, self_loops: bo
                            add_self_loops=not self_loops, **NO_DROPOUT).eval()
     other.load_state_dict(model.state_dict())
     assert rel_err(other(x, other.pattern(data)), ref) > 1e-3
+
+
+@pytest.mark.parametrize("score", ["dot", "additive"])
+def test_gat_shaped_classifier_equals_textbook(score: str) -> None:
+    """No input projection, heads concatenated, one shared projection, an attention output layer with its
+    heads averaged (configs/graph/cora.yaml's shape), against the formula in float64."""
+    torch.manual_seed(4)
+    edge_index, _ = graph_with_edge_cases(seed=5)
+    n, features, classes = 13, 6, 3
+    model = NodeClassifier(features, classes, hidden=8, depth=1, num_heads=2, score=score, input_proj=False,
+                           output="attention", output_heads=2, mix_heads=False, shared_qkv=True, init="glorot",
+                           residual=False, **NO_DROPOUT).eval()
+    assert model.input_proj is None and isinstance(model.encoder.layers[0].conv.proj, torch.nn.Identity)
+    adj = adjacency(edge_index, n, self_loops=True)
+
+    def shared(layer, h):
+        n_, heads, d = h.size(0), layer.conv.num_heads, layer.conv.head_dim
+        z = F.linear(h.double(), layer.conv.qkv.weight.double(), layer.conv.qkv.bias.double()).view(n_, heads, d)
+        if layer.conv.additive is None:
+            scores = torch.einsum("ihd,jhd->hij", z, z) / math.sqrt(d)
+        else:
+            pre = F.leaky_relu(z[:, None] + z[None, :], 0.2)
+            scores = torch.einsum("ijhd,hd->hij", pre, layer.conv.additive.vector.double())
+        weights = torch.softmax(scores.masked_fill(~adj, -1e30), dim=-1)
+        return torch.einsum("hij,jhd->ihd", weights, z)  # (N, H, D)
+
+    def reference(x):
+        h = F.elu(shared(model.encoder.layers[0], x).reshape(n, -1))
+        return shared(model.head, h).mean(1)  # output heads averaged
+
+    x = torch.randn(n, features)
+    params = list(model.parameters())
+    data = Data(x=x, edge_index=edge_index)
+    out, grads = outputs_and_grads(lambda h: model(h, model.pattern(data)), x, params)
+    ref, ref_grads = outputs_and_grads(reference, x, params)
+    assert out.shape == (n, classes) and rel_err(out, ref) <= TOL
+    for got, expected in zip(grads, ref_grads, strict=True):
+        assert rel_err(got, expected) <= TOL
 
 
 # ------------------------------------------------------------------------------------ CLI fits
