@@ -45,10 +45,12 @@ import apps.graph  # noqa: F401
 import apps.pos  # noqa: F401
 import apps.sequence  # noqa: F401
 import apps.speech  # noqa: F401
+import apps.vision  # noqa: F401
 import datamodules.graph  # noqa: F401
 import datamodules.pos  # noqa: F401
 import datamodules.speech  # noqa: F401
 import datamodules.synthetic  # noqa: F401
+import datamodules.vision  # noqa: F401
 from apps.base import AttnLabModule
 
 BEST_POINTER = "best.txt"  # written next to the checkpoints: file name of the best one

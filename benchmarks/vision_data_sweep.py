@@ -1,0 +1,113 @@
+"""Self-attention vs CNN as the training set grows: ViT and ResNet-18 on 5 %, 20 %, 100 % of CIFAR-10 train.
+
+The lecture's figure (ViT paper, Fig. 3): a CNN's built-in locality wins with few images, self-attention
+catches up or wins with many. Here both backbones train through the same CLI, loop and recipe
+(``configs/vision/cifar10_cpu.yaml``) with the same number of optimizer steps for every training-set size
+(so a small set is seen for more epochs), and are tested on the full CIFAR-10 test set. Prints a markdown
+table and writes the plot (accuracy vs number of training images, log x) as a PNG.
+
+Run: ``.venv/bin/python benchmarks/vision_data_sweep.py --steps 600 --out docs/figures/vit_vs_cnn_cifar10.png``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ATTNLAB = [sys.executable, "-m", "apps.cli"]
+
+
+def run(config: Path, backbone: str, fraction: float, steps: int, threads: int, root: Path,
+        extra: list[str]) -> dict:
+    common = ["--config", str(config), "--model.backbone", backbone, "--data.train_subset", str(fraction),
+              "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    subprocess.run([*ATTNLAB, "fit", *common, "--trainer.max_steps", str(steps), "--trainer.max_epochs", "-1",
+                    "--trainer.max_time", "null"], check=True, cwd=ROOT, env=env, capture_output=True)
+    seconds = time.perf_counter() - start
+    subprocess.run([*ATTNLAB, "test", *common, "--ckpt_path", "best"], check=True, cwd=ROOT, env=env,
+                   capture_output=True)
+    record = json.loads(next(root.rglob("*.metrics.json")).read_text())
+    return {"acc": record["metrics"]["test/acc"], "seconds": seconds}
+
+
+def count_images(fraction: float, config: Path) -> int:
+    """Training images the datamodule of ``config`` keeps at ``train_subset=fraction``."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT))
+    from datamodules.vision import VisionData
+
+    args = {**yaml.safe_load(config.read_text())["data"]["init_args"], "train_subset": fraction}
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the config's paths are relative to the project root
+    try:
+        data = VisionData(**args)
+        data.setup()
+        return len(data.splits["train"])
+    finally:
+        os.chdir(cwd)
+
+
+def plot(results: dict[str, list[tuple[int, float]]], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    styles = {"vit": ("ViT (self-attention)", "o-", "tab:blue"), "resnet": ("ResNet-18 (CNN)", "s--", "tab:orange")}
+    for backbone, points in results.items():
+        label, style, colour = styles[backbone]
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, [100 * y for y in ys], style, color=colour, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("number of training images")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "vision" / "cifar10_cpu.yaml")
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.05, 0.2, 1.0])
+    parser.add_argument("--backbones", nargs="+", default=["vit", "resnet"])
+    parser.add_argument("--steps", type=int, default=600, help="optimizer steps per run, the same for every size")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "vit_vs_cnn_cifar10.png")
+    parser.add_argument("extra", nargs="*", help="extra attnlab arguments after --")
+    args = parser.parse_args()
+    results: dict[str, list[tuple[int, float]]] = {b: [] for b in args.backbones}
+    print(f"# {args.config.name}: {args.steps} optimizer steps per run, {args.threads} thread(s), "
+          f"test on the full test set\n")
+    print("| backbone | train images | test acc | fit s |")
+    print("|---|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fraction in args.fractions:
+            images = count_images(fraction, args.config)
+            for backbone in args.backbones:
+                r = run(args.config.resolve(), backbone, fraction, args.steps, args.threads,
+                        Path(tmp) / f"{backbone}-{fraction}", args.extra)
+                results[backbone].append((images, r["acc"]))
+                print(f"| {backbone} | {images:,} | {100 * r['acc']:.1f} % | {r['seconds']:.0f} |", flush=True)
+    plot(results, args.out, f"CIFAR-10, {args.steps} steps of batch 128 per run (CPU)")
+    print(f"\nplot: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
