@@ -602,8 +602,8 @@ def test_cora_copies_raw_files_and_loads_the_public_split(cora_shared: Path, tmp
 
 def test_cora_short_fit_reaches_test_accuracy(cora_shared: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """cora.yaml for 100 of its 300 epochs, then test the best checkpoint (by val/acc, as the config's comment
-    says): test accuracy >= 0.75 (about 10 s on 2 idle cores; 0.77-0.80 over seeds 0-3)."""
+    """cora.yaml for 100 of its 200 epochs, then test the best checkpoint (by val/acc): test accuracy >= 0.80
+    (the full 200 epochs give 83.1 % over seeds 0-4, see README)."""
     enter(tmp_path, monkeypatch)
     args = ["--config", str(CONFIGS / "cora.yaml"), *QUIET, "--trainer.max_epochs", "100",
             "--data.root", str(tmp_path / "planetoid"), "--data.shared_root", str(cora_shared),
@@ -611,4 +611,4 @@ def test_cora_short_fit_reaches_test_accuracy(cora_shared: Path, tmp_path: Path,
     attnlab("fit", *args)
     attnlab("test", *args, "--ckpt_path", "best")
     metrics = json.loads(find_checkpoint(APP_DIR, "best").with_suffix(".metrics.json").read_text())["metrics"]
-    assert metrics["test/acc"] >= 0.75, metrics
+    assert metrics["test/acc"] >= 0.80, metrics
