@@ -7,11 +7,13 @@ Apps subclass it, build ``self.encoder`` (a ``core.Encoder``) and call ``self.lo
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -89,6 +91,13 @@ class AttnLabModule(L.LightningModule):
     No weight decay (it would pull lookup tables and gains towards 0) for: parameters with ndim < 2
     (biases, norms), parameters of ``no_decay_modules`` (embeddings, positional tables), and
     parameters whose own name contains one of ``no_decay_keywords`` (e.g. ``pos_embed``, ``cls_token``).
+
+    Fine-tuning, the same for every app (applied when a fit starts, after ``setup`` built the model):
+    ``init_from`` (a checkpoint of ours, or a bare state dict: every weight whose name and shape match is
+    loaded, the rest reported), ``freeze`` ("backbone" = everything but the head and what init_from could not
+    load, or fnmatch patterns of parameter names), ``head_lr_scale`` / ``backbone_lr_scale`` (multipliers of
+    ``optim.lr``; the head is ``head_prefixes`` plus the parameters init_from could not load, e.g. a new input
+    projection). Apps adapt a source state dict (``adapt_state``) or read other sources (``read_init_source``).
     """
 
     monitor: str | None = "val/acc"
@@ -96,12 +105,30 @@ class AttnLabModule(L.LightningModule):
     app_name: str | None = None
     no_decay_modules: tuple[type[nn.Module], ...] = (nn.Embedding, LearnedPositions, RelativePositionBias)
     no_decay_keywords: tuple[str, ...] = ("pos", "embed", "token")
+    head_prefixes: tuple[str, ...] = ("head.",)
 
-    def __init__(self, optim: OptimConfig | None = None, compile: bool = False) -> None:
+    def __init__(
+        self,
+        optim: OptimConfig | None = None,
+        compile: bool = False,
+        init_from: str | None = None,
+        freeze: str | list[str] | None = None,
+        head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
+    ) -> None:
         super().__init__()
+        if head_lr_scale < 0 or backbone_lr_scale < 0:
+            raise ValueError(f"model.head_lr_scale ({head_lr_scale}) and model.backbone_lr_scale "
+                             f"({backbone_lr_scale}) must be >= 0")
         self.optim = optim or OptimConfig()
         self.compile_encoder = compile
         self._compiled = False
+        self.init_from = init_from
+        self.freeze_patterns = None if freeze in (None, "none", []) else freeze
+        self.head_lr_scale, self.backbone_lr_scale = head_lr_scale, backbone_lr_scale
+        self.init_report: dict[str, list[str]] | None = None
+        self._fresh: set[str] = set()  # parameters init_from could not load: trained like the head
+        self._frozen = False
 
     # ---------------------------------------------------------------- metrics
     def setup_metrics(self, metrics: Metric | MetricCollection | dict[str, Metric]) -> None:
@@ -159,8 +186,13 @@ class AttnLabModule(L.LightningModule):
         ]
 
     def lr_scale(self, name: str) -> float:
-        """Multiplier of the learning rate for parameter ``name`` (apps override: layer-wise decay, head lr)."""
-        return 1.0
+        """Multiplier of the learning rate for parameter ``name``: ``head_lr_scale`` for the head (and what
+        init_from could not load), ``backbone_lr_scale`` for the rest (apps refine it, e.g. layer-wise decay)."""
+        return self.head_lr_scale if self.is_head(name) else self.backbone_lr_scale
+
+    def is_head(self, name: str) -> bool:
+        """Whether parameter ``name`` belongs to the task head: under ``head_prefixes`` or new after init_from."""
+        return name.startswith(self.head_prefixes) or name in self._fresh
 
     def freeze(self, patterns: str | list[str], exclude: tuple[str, ...] = ()) -> list[str]:
         """Stop training the parameters whose name matches a pattern (fnmatch, e.g. ``encoder.*``), except names
@@ -182,7 +214,8 @@ class AttnLabModule(L.LightningModule):
         for n in frozen:
             params[n].requires_grad_(False)
         if frozen:
-            rank_zero_info(f"freeze: {len(set(frozen))} of {len(names)} parameter tensors frozen ({patterns})")
+            rank_zero_info(f"freeze: {len(set(frozen))} of {len(params)} parameter tensors frozen ({patterns}"
+                           f"{f', except {list(exclude)}' if exclude else ''})")
         return sorted(set(frozen))
 
     def configure_optimizers(self):
@@ -208,6 +241,75 @@ class AttnLabModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---------------------------------------------------------- init_from
+    def read_init_source(self, source: str) -> Mapping[str, Tensor]:
+        """The state dict behind ``init_from``: our checkpoint or a bare state dict (apps add other sources)."""
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"model.init_from: checkpoint {source} does not exist")
+        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+        return checkpoint.get("state_dict", checkpoint)
+
+    def adapt_state(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Reshape source weights that can be reshaped meaningfully before loading (apps override: e.g. vision
+        interpolates position tables); by default unchanged."""
+        return dict(state)
+
+    def initialise_from(self, source: str) -> dict[str, list[str]]:
+        """Load what fits of ``source`` into this model (see ``load_matching_weights``); returns the report.
+
+        What stays as initialised besides the head is logged by name, so a fine-tune that silently starts from
+        scratch in the middle of the network is visible."""
+        report = self.load_matching_weights(self.adapt_state(self.read_init_source(source)), name=source)
+        params = {n for n, _ in self.named_parameters()}
+        self._fresh = {k for k in report["reshaped"] + report["missing"] if k in params}
+        surprising = [k for k in report["reshaped"] + report["missing"] if not k.startswith(self.head_prefixes)]
+        if surprising:
+            rank_zero_info(f"init_from {source}: NOT loaded besides the head (kept as initialised, trained with "
+                           f"head_lr_scale): {surprising}")
+        return report
+
+    def prepare_fine_tuning(self) -> None:
+        """``init_from`` then ``freeze``, once, when a fit starts (from ``configure_model``: after ``setup`` built
+        the layers, before a resumed checkpoint is restored and before the optimizer is made). The report is
+        written next to the logs as ``init_from.json``."""
+        if self._trainer is None or self.trainer.state.fn != "fit":
+            return
+        if self.init_from and self.init_report is None:
+            self.init_report = self.initialise_from(self.init_from)
+            log_dir = self.trainer.log_dir
+            if log_dir and self.trainer.is_global_zero:
+                from apps.cli import write_atomic  # here: apps.cli imports the apps
+
+                write_atomic(Path(log_dir) / "init_from.json",
+                             json.dumps({"source": str(self.init_from), **self.init_report}, indent=2) + "\n")
+        if self.freeze_patterns is not None and not self._frozen:
+            if self.freeze_patterns == "backbone":
+                keep = tuple(self.head_prefixes) + tuple(sorted(self._fresh))
+                self.freeze("*", exclude=keep)
+            else:
+                self.freeze(self.freeze_patterns)
+            self._frozen = True
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; strict loading of a state dict that does not fit (a checkpoint of
+        another app or other sizes) raises one ValueError naming the mismatching keys."""
+        if strict:
+            own = self.state_dict()
+            shapes = [f"{k}: checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)}" for k, v in state_dict.items()
+                      if k in own and isinstance(v, Tensor) and v.shape != own[k].shape]
+            missing = sorted(k for k in own if k not in state_dict)
+            unexpected = sorted(k for k in state_dict if k not in own)
+            if shapes or missing or unexpected:
+                ckpt = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+                parts = [f"shape mismatch for {len(shapes)} keys: {shapes[:8]}" if shapes else "",
+                         f"{len(missing)} keys missing from the checkpoint: {missing[:8]}" if missing else "",
+                         f"{len(unexpected)} unexpected keys: {unexpected[:8]}" if unexpected else ""]
+                raise ValueError(
+                    f"checkpoint {ckpt or ''} does not fit this {type(self).__module__}.{type(self).__name__} "
+                    f"(another app, or other sizes): {'; '.join(p for p in parts if p)}. Evaluate it with the config "
+                    "it was trained with; to start a new model from part of it use model.init_from"
+                )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def load_matching_weights(self, source: str | os.PathLike | Mapping[str, Tensor],
                               name: str = "state dict") -> dict[str, list[str]]:
         """Initialise from another run (fine-tuning): copy every weight whose name and shape match.
@@ -240,7 +342,9 @@ class AttnLabModule(L.LightningModule):
 
     # -------------------------------------------------------------- compile
     def configure_model(self) -> None:
-        """Compile ``self.encoder`` in place (state_dict keys unchanged, so checkpoints stay portable)."""
+        """Fine-tuning set-up (``prepare_fine_tuning``), then compile ``self.encoder`` in place (state_dict keys
+        unchanged, so checkpoints stay portable)."""
+        self.prepare_fine_tuning()
         if not self.compile_encoder or self._compiled:
             return
         encoder = getattr(self, "encoder", None)

@@ -134,6 +134,8 @@ class NodeClassifier(AttnLabModule):
     ``shared_qkv``: one projection as queries, keys and values (see core.MultiHeadSelfAttention); ``init``:
     "glorot" initialises the attention projections as GAT does, "default" keeps PyTorch's.
     On small labelled sets (Cora: 140 training nodes) the GAT shape generalises clearly better: see README.
+    Fine-tuning (``init_from``, ``freeze``, ``head_lr_scale``, ``backbone_lr_scale``): see ``AttnLabModule``; on a
+    graph with other features or classes the input projection and the head are new, the hidden layers load.
     """
 
     monitor = "val/acc"
@@ -166,10 +168,15 @@ class NodeClassifier(AttnLabModule):
         mix_heads: bool = True,
         shared_qkv: bool = False,
         init: Literal["default", "glorot"] = "default",
+        init_from: str | None = None,
+        freeze: str | list[str] | None = None,
+        head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
         optim: OptimConfig | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(optim=optim, compile=compile)
+        super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
+                         head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
         if output not in ("linear", "attention"):
             raise ValueError(f"model.output must be 'linear' or 'attention', got {output!r}")

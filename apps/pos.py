@@ -89,7 +89,8 @@ class Tagger(AttnLabModule):
     tagged in windows overlapping by half (each word keeps the output of the window it is most central in),
     never truncated. ``encoder: bilstm`` ignores the attention settings and uses ``lstm_layers``.
     ``init_from``: a checkpoint to start a fit from (fine-tuning); its vocabularies are kept and every
-    weight whose name and shape match is loaded. ``label_smoothing``: of the cross-entropy.
+    weight whose name and shape match is loaded (``freeze``, ``head_lr_scale``, ``backbone_lr_scale``: see
+    ``AttnLabModule``). ``label_smoothing``: of the cross-entropy.
     """
 
     monitor = "val/acc"
@@ -116,10 +117,14 @@ class Tagger(AttnLabModule):
         word_dropout: float = 0.1,
         label_smoothing: float = 0.0,
         init_from: str | None = None,
+        freeze: str | list[str] | None = None,
+        head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
         optim: OptimConfig | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(optim=optim, compile=compile)
+        super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
+                         head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
         if position not in ("sinusoidal", "learned", "relative", "rotary"):
             raise ValueError(f"model.position must be sinusoidal, learned, relative or rotary, got {position!r}")
@@ -177,16 +182,18 @@ class Tagger(AttnLabModule):
 
     def setup(self, stage: str) -> None:
         """fit: the vocabulary of ``init_from``, else the datamodule's (built from train). Either way the
-        datamodule encodes with the tagger's vocabulary. test/predict: the checkpoint brings it (below)."""
+        datamodule encodes with the tagger's vocabulary. test/predict: the checkpoint brings it (below).
+        The weights of ``init_from`` are loaded afterwards, by ``AttnLabModule.prepare_fine_tuning``."""
         dm = self._datamodule()
         if stage == "fit" and self.init_from:
+            if not Path(self.init_from).is_file():
+                raise FileNotFoundError(f"model.init_from: checkpoint {self.init_from} does not exist")
             checkpoint = torch.load(self.init_from, map_location="cpu", weights_only=True)
             if "pos_vocab" in checkpoint:
                 self.set_vocab(PosVocab.from_dict(checkpoint["pos_vocab"]))
                 rank_zero_info(f"init_from {self.init_from}: keeping its vocabularies")
             elif dm is not None and dm.vocab is not None:
                 self.set_vocab(dm.vocab)
-            self.init_report = self.load_matching_weights(checkpoint)
         elif self.vocab is None and dm is not None and getattr(dm, "vocab", None) is not None:
             self.set_vocab(dm.vocab)
         self._share_vocab()

@@ -23,6 +23,7 @@ class SequenceClassifier(AttnLabModule):
     ``position``: "sinusoidal" / "learned" are added to the embeddings here; "rotary" / "relative" act
     inside attention (passed to the encoder); "none" leaves the model order-blind.
     ``pattern``: which keys each token attends to, e.g. ``core.Truncated(left=2, right=2)``.
+    ``init_from`` / ``freeze`` / ``head_lr_scale`` / ``backbone_lr_scale``: fine-tuning, see ``AttnLabModule``.
     """
 
     monitor = "val/acc"
@@ -41,10 +42,15 @@ class SequenceClassifier(AttnLabModule):
         position: Literal["sinusoidal", "learned", "rotary", "relative", "none"] = "sinusoidal",
         max_positions: int = 512,
         pattern: Pattern = Full(),
+        init_from: str | None = None,
+        freeze: str | list[str] | None = None,
+        head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
         optim: OptimConfig | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(optim=optim, compile=compile)
+        super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
+                         head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
         self.position, self.pattern = position, pattern
         self.embed = nn.Embedding(vocab_size, dim)

@@ -72,7 +72,12 @@ class ContextMLP(nn.Module):
 
 
 class SpeechModule(AttnLabModule):
-    """What both speech apps share: the meta handshake with the datamodule, input projection and encoder."""
+    """What both speech apps share: the meta handshake with the datamodule, input projection and encoder.
+
+    Fine-tuning (``init_from``, ``freeze``, ``head_lr_scale``, ``backbone_lr_scale``): see ``AttnLabModule``; the
+    label inventory and features come from the new data, so a FrameClassifier's encoder can start an
+    UtteranceClassifier (the input projection loads when the feature sizes agree; head and pooling are new).
+    """
 
     monitor = "val/acc"
     monitor_mode = "max"
@@ -80,8 +85,9 @@ class SpeechModule(AttnLabModule):
 
     def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float, attn_dropout: float,
                  drop_path: float, position: Literal["relative", "rotary"], max_relative_distance: int,
-                 pattern: Pattern, input_context: int, optim: OptimConfig | None, compile: bool) -> None:
-        super().__init__(optim=optim, compile=compile)
+                 pattern: Pattern, input_context: int, optim: OptimConfig | None, compile: bool,
+                 **fine_tuning: Any) -> None:
+        super().__init__(optim=optim, compile=compile, **fine_tuning)
         if position not in ("relative", "rotary"):
             raise ValueError(f"model.position must be 'relative' or 'rotary' (frames are compared by distance), "
                              f"got {position!r}")
@@ -188,11 +194,16 @@ class FrameClassifier(SpeechModule):
         mlp_hidden: int = 512,
         mlp_layers: int = 2,
         label_smoothing: float = 0.0,
+        init_from: str | None = None,
+        freeze: str | list[str] | None = None,
+        head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
         optim: OptimConfig | None = None,
         compile: bool = False,
     ) -> None:
         super().__init__(dim, depth, num_heads, mlp_ratio, dropout, attn_dropout, drop_path, position,
-                         max_relative_distance, pattern, input_context, optim, compile)
+                         max_relative_distance, pattern, input_context, optim, compile, init_from=init_from,
+                         freeze=freeze, head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
         if encoder not in ("attention", "context_mlp"):
             raise ValueError(f"model.encoder must be 'attention' or 'context_mlp', got {encoder!r}")
@@ -345,11 +356,16 @@ class UtteranceClassifier(SpeechModule):
         pooling: Literal["attention", "mean"] = "attention",
         pool_heads: int = 4,
         label_smoothing: float = 0.0,
+        init_from: str | None = None,
+        freeze: str | list[str] | None = None,
+        head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
         optim: OptimConfig | None = None,
         compile: bool = False,
     ) -> None:
         super().__init__(dim, depth, num_heads, mlp_ratio, dropout, attn_dropout, drop_path, position,
-                         max_relative_distance, pattern, input_context, optim, compile)
+                         max_relative_distance, pattern, input_context, optim, compile, init_from=init_from,
+                         freeze=freeze, head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
         if pooling not in ("attention", "mean"):
             raise ValueError(f"model.pooling must be 'attention' or 'mean', got {pooling!r}")

@@ -229,7 +229,8 @@ class ViTClassifier(AttnLabModule):
     ``stem``: the ViT's patch embedding, see ``ViT``.
     Fine-tuning: ``init_from`` (see the module doc), ``freeze`` ("none", "backbone" = all but the head, or
     a list of parameter-name patterns), ``layer_decay`` (lr of block i = lr · decay^(depth - i), the head
-    at the full lr; 1 = off) and ``head_lr_scale`` (the head's lr multiplier).
+    at the full lr; 1 = off), ``head_lr_scale`` / ``backbone_lr_scale`` (lr multipliers); the mechanism is
+    ``AttnLabModule``'s, this app adds torchvision sources and position interpolation.
     """
 
     monitor = "val/acc"
@@ -262,10 +263,12 @@ class ViTClassifier(AttnLabModule):
         freeze: str | list[str] = "none",
         layer_decay: float = 1.0,
         head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
         optim: OptimConfig | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(optim=optim, compile=compile)
+        super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
+                         head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
         if backbone not in ("vit", "resnet"):
             raise ValueError(f"model.backbone must be 'vit' or 'resnet', got {backbone!r}")
@@ -274,10 +277,9 @@ class ViTClassifier(AttnLabModule):
         if mixup_alpha < 0 or cutmix_alpha < 0:
             raise ValueError(f"model.mixup_alpha and model.cutmix_alpha must be >= 0, got {mixup_alpha}, "
                              f"{cutmix_alpha}")
-        self.init_from, self.pattern = init_from, pattern  # the object: hparams may hold its config dict
+        self.pattern = pattern  # the object: hparams may hold its config dict
         self.net: nn.Module | None = None
         self.data_info: dict[str, Any] | None = None  # classes + normalisation, saved with checkpoints
-        self.init_report: dict[str, list[str]] | None = None
         if None not in (image_size, in_channels, num_classes):
             self._build()
 
@@ -306,7 +308,8 @@ class ViTClassifier(AttnLabModule):
         return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
 
     def setup(self, stage: str) -> None:
-        """Sizes from the datamodule (checked against given ones), build, then ``init_from`` and ``freeze``."""
+        """Sizes from the datamodule (checked against given ones), then build (``init_from`` and ``freeze`` follow
+        in ``AttnLabModule.prepare_fine_tuning``)."""
         dm = self._datamodule()
         if dm is not None and hasattr(dm, "shape"):
             if self.data_info is not None:  # from a checkpoint: normalise like training
@@ -327,50 +330,34 @@ class ViTClassifier(AttnLabModule):
                 raise ValueError(f"ViTClassifier: {', '.join(missing)} unknown; set them in model or use a "
                                  f"datamodule that reports them (datamodules.vision.VisionData)")
             self._build()
-        if stage == "fit" and self.init_from and self.init_report is None:
-            self.init_report = self.initialise_from(self.init_from)
-        freeze = self.hparams.freeze
-        if freeze not in ("none", None, []) and not getattr(self, "_frozen", False):
-            if freeze == "backbone":
-                self.freeze("net.*", exclude=(self._head_prefix(),))
-            else:
-                self.freeze(freeze)
-            self._frozen = True
 
     @property
     def encoder(self) -> nn.Module | None:
         """The ViT's encoder: what ``compile: true`` compiles (a property: registered once, under ``net``)."""
         return self.net.encoder if isinstance(self.net, ViT) else None
 
-    def _head_prefix(self) -> str:
-        return "net.head." if self.hparams.backbone == "vit" else "net.fc."
+    @property
+    def head_prefixes(self) -> tuple[str, ...]:
+        return ("net.head.",) if self.hparams.backbone == "vit" else ("net.fc.",)
 
-    def initialise_from(self, source: str) -> dict[str, list[str]]:
-        """Load ``source`` (our checkpoint or ``torchvision:<arch>[=weights.pth]``) into this model; report keys."""
-        if source.startswith("torchvision:"):
-            if self.hparams.backbone != "vit":
-                raise ValueError("init_from=torchvision:<vit> needs model.backbone: vit")
-            state = {"net." + k: v for k, v in torchvision_state_dict(load_torchvision(source)).items()}
-        else:
-            if not os.path.isfile(source):
-                raise FileNotFoundError(f"model.init_from: checkpoint {source} does not exist")
-            checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-            state = checkpoint.get("state_dict", checkpoint)
-        if isinstance(self.net, ViT):
-            state = adapt_state(self.net, state, prefix="net.")
-        report = self.load_matching_weights(state, name=source)
-        head = self._head_prefix()
-        surprising = [k for k in report["reshaped"] + report["missing"] if not k.startswith(head)]
-        if surprising:
-            rank_zero_info(f"init_from {source}: NOT loaded besides the head (kept as initialised): {surprising}")
-        return report
+    def read_init_source(self, source: str) -> Mapping[str, Tensor]:
+        """Our checkpoint, or ``torchvision:<arch>[=weights.pth]`` renamed to this ViT's keys."""
+        if not source.startswith("torchvision:"):
+            return super().read_init_source(source)
+        if self.hparams.backbone != "vit":
+            raise ValueError("init_from=torchvision:<vit> needs model.backbone: vit")
+        return {"net." + k: v for k, v in torchvision_state_dict(load_torchvision(source)).items()}
+
+    def adapt_state(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Position tables interpolated to this grid, patch embedding between grey and RGB (``adapt_state``)."""
+        return adapt_state(self.net, state, prefix="net.") if isinstance(self.net, ViT) else dict(state)
 
     def lr_scale(self, name: str) -> float:
+        """``AttnLabModule.lr_scale`` times the layer-wise decay of the ViT's blocks."""
         h = self.hparams
-        if name.startswith(self._head_prefix()):
-            return h.head_lr_scale
-        if h.layer_decay == 1.0 or h.backbone != "vit":
-            return 1.0
+        scale = super().lr_scale(name)
+        if self.is_head(name) or h.layer_decay == 1.0 or h.backbone != "vit":
+            return scale
         depth = h.depth
         if name.startswith("net.encoder.blocks."):
             layer = int(name.split(".")[3]) + 1
@@ -378,7 +365,7 @@ class ViTClassifier(AttnLabModule):
             layer = depth + 1
         else:  # patch embedding, class token, positions
             layer = 0
-        return h.layer_decay ** (depth + 1 - layer)
+        return scale * h.layer_decay ** (depth + 1 - layer)
 
     def forward(self, images: Tensor) -> Tensor:
         if self.net is None:
