@@ -235,14 +235,15 @@ class SpecAugment:
     def active(self) -> bool:
         return self._freq is not None or self._time is not None
 
-    def __call__(self, features: Tensor) -> Tensor:
-        """(frames, features) -> a masked copy."""
-        x = features.T.unsqueeze(0)  # torchaudio's (..., freq, time)
+    def __call__(self, features: Tensor, groups: int = 1) -> Tensor:
+        """(frames, features) -> a masked copy. ``groups``: the features are that many equal blocks (static, Δ,
+        ΔΔ) of the same bands; a frequency mask hides the same bands in every block."""
+        x = features.T.reshape(groups, -1, features.size(0))  # torchaudio's (channel, freq, time)
         for _ in range(self.freq_masks if self._freq is not None else 0):
-            x = self._freq(x)
+            x = self._freq(x)  # iid_masks=False: one mask for all channels
         for _ in range(self.time_masks if self._time is not None else 0):
             x = self._time(x)
-        return x[0].T.contiguous()
+        return x.reshape(features.size(1), -1).T.contiguous()
 
 
 # ------------------------------------------------------------------------------------------ audio, alignments
@@ -441,8 +442,8 @@ class SpeechMeta:
 class FeatureDataset(Dataset):
     """Normalised utterances; SpecAugment (training) on a copy at every access."""
 
-    def __init__(self, items: list[dict[str, Any]], augment: SpecAugment | None = None) -> None:
-        self.items, self.augment = items, augment
+    def __init__(self, items: list[dict[str, Any]], augment: SpecAugment | None = None, groups: int = 1) -> None:
+        self.items, self.augment, self.groups = items, augment, groups
 
     def __len__(self) -> int:
         return len(self.items)
@@ -450,7 +451,7 @@ class FeatureDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[int, dict[str, Any]]:
         item = self.items[i]
         if self.augment is not None and self.augment.active:
-            item = {**item, "features": self.augment(item["features"])}
+            item = {**item, "features": self.augment(item["features"], self.groups)}
         return i, item
 
     @property
@@ -724,7 +725,7 @@ class SpeechDataModule(AttnLabDataModule):
         if not items:
             raise ValueError(f"{type(self).__name__}: every file of the {split} split was skipped")
         augment = self.spec_augment if split == "train" else None
-        dataset = FeatureDataset(items, augment)
+        dataset = FeatureDataset(items, augment, groups=1 + self.features.deltas)
         self._encoded[split] = (meta, dataset)
         return dataset
 
