@@ -9,8 +9,10 @@ Method
 * Both models get the same configuration (default: 32x32 RGB images, patch 4, dim 192, depth 6, 3 heads,
   MLP 384, 10 classes, no dropout), the same random batch and an AdamW optimiser; one timed step is
   forward, cross-entropy, backward and ``optimizer.step()`` in training mode.
-* The two models alternate in rounds (a few steps of one, then of the other), so a change in the machine's
-  load hits both; after warm-up the median step time of each gives images/s and the ratio ours/torchvision.
+* The two models alternate step by step (one step of one, then one of the other, the order flipped every
+  round), so a change in the machine's load hits both alike; after warm-up the median step time of each gives
+  images/s, and the median of the per-round ratios (torchvision step / ours, adjacent in time) is the ratio
+  least disturbed by a shared, noisy machine.
 * The header prints the load average at start and end: the machine may be shared.
 
 Run: ``.venv/bin/python benchmarks/vision.py`` (``--help`` for options).
@@ -60,8 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heads", type=int, default=3)
     parser.add_argument("--mlp", type=int, default=384)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds per model")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=30, help="timed steps per model, alternating")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
@@ -88,23 +89,25 @@ def main(argv: list[str] | None = None) -> None:
     for name in models:  # warm-up
         step(name), step(name)
     times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name in models:
-            times[name] += [step(name) for _ in range(args.steps)]
+    names = list(models)
+    for r in range(args.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            times[name].append(step(name))
     load_end = os.getloadavg()
 
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_model()}, {args.threads} thread(s)"
     print(f"# ViT training throughput, {dt.date.today()}, {where}; load average {load_start[0]:.2f} -> "
           f"{load_end[0]:.2f}")
     print(f"# {args.image}x{args.image} RGB, patch {args.patch}, dim {args.dim}, depth {args.depth}, "
-          f"{args.heads} heads, MLP {args.mlp}, batch {args.batch}; median of {args.rounds * args.steps} steps "
-          f"in {args.rounds} alternating rounds\n")
-    print("| model | median step (ms) | images/s | ratio vs torchvision |")
+          f"{args.heads} heads, MLP {args.mlp}, batch {args.batch}; {args.rounds} steps each, alternating\n")
+    print("| model | median step (ms) | images/s | speed vs torchvision (median of paired ratios) |")
     print("|---|---:|---:|---:|")
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    anchor = medians["torchvision VisionTransformer"]
-    for name, median in medians.items():
-        print(f"| {name} | {1000 * median:.1f} | {args.batch / median:,.0f} | {anchor / median:.2f}x |")
+    ours, anchor = times["attnlab ViT"], times["torchvision VisionTransformer"]
+    paired = statistics.median(t / o for t, o in zip(anchor, ours, strict=True))
+    for name, ts in times.items():
+        median = statistics.median(ts)
+        ratio = f"{paired:.2f}x" if name == "attnlab ViT" else "1.00x"
+        print(f"| {name} | {1000 * median:.1f} | {args.batch / median:,.0f} | {ratio} |")
     print("\nsteps (ms): " + "; ".join(f"{n}: " + " ".join(f"{1000 * t:.0f}" for t in ts) for n, ts in times.items()))
 
 
