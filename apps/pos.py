@@ -42,6 +42,34 @@ class CharCNN(nn.Module):
         return h.amax(-1).reshape(batch, length, -1)
 
 
+class CharLSTM(nn.Module):
+    """Characters of each word (with begin/end markers) -> BiLSTM -> last forward and first backward state.
+
+    Reads the whole spelling in order, so prefixes and suffixes of unseen words (``-ly``, ``un-``, ``-ing``)
+    shape the vector more directly than a max over CNN windows (Plank et al. 2016)."""
+
+    def __init__(self, num_chars: int, char_dim: int, channels: int) -> None:
+        super().__init__()
+        if channels % 2:
+            raise ValueError(f"char_channels must be even for the char BiLSTM (half per direction), got {channels}")
+        self.embed = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        self.lstm = nn.LSTM(char_dim, channels // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, chars: Tensor) -> Tensor:
+        """(B, L, C) char ids -> (B, L, channels); padding words get zeros."""
+        batch, length, width = chars.shape
+        flat = chars.reshape(batch * length, width)
+        lengths = (flat != 0).sum(1)
+        real = lengths > 0
+        out = flat.new_zeros(batch * length, self.lstm.hidden_size * 2, dtype=self.embed.weight.dtype)
+        if bool(real.any()):
+            packed = nn.utils.rnn.pack_padded_sequence(self.embed(flat[real]), lengths[real].cpu(), batch_first=True,
+                                                       enforce_sorted=False)
+            _, (h, _) = self.lstm(packed)  # h: (2, words, hidden): last forward state, first backward state
+            out[real] = torch.cat([h[0], h[1]], dim=-1).to(out.dtype)
+        return out.view(batch, length, -1)
+
+
 class WordFeatures(nn.Module):
     """Lower-cased word embedding ⊕ char CNN ⊕ shape features, projected to ``dim``.
 
@@ -50,10 +78,11 @@ class WordFeatures(nn.Module):
     """
 
     def __init__(self, vocab: PosVocab, dim: int, word_dim: int, char_dim: int, char_channels: int,
-                 char_kernel: int, dropout: float, word_dropout: float) -> None:
+                 char_kernel: int, dropout: float, word_dropout: float, char_encoder: str = "cnn") -> None:
         super().__init__()
         self.word = nn.Embedding(len(vocab.words), word_dim, padding_idx=0)
-        self.chars = CharCNN(len(vocab.chars), char_dim, char_channels, char_kernel)
+        self.chars = (CharCNN(len(vocab.chars), char_dim, char_channels, char_kernel) if char_encoder == "cnn"
+                      else CharLSTM(len(vocab.chars), char_dim, char_channels))
         self.proj = nn.Linear(word_dim + char_channels + len(SHAPES), dim)
         self.drop = nn.Dropout(dropout)
         self.word_dropout = word_dropout
@@ -91,6 +120,8 @@ class Tagger(AttnLabModule):
     ``init_from``: a checkpoint to start a fit from (fine-tuning); its vocabularies are kept and every
     weight whose name and shape match is loaded (``freeze``, ``head_lr_scale``, ``backbone_lr_scale``: see
     ``AttnLabModule``). ``label_smoothing``: of the cross-entropy.
+    ``char_encoder``: how a word's characters become a vector, "cnn" (``char_kernel`` wide, max over the word)
+    or "bilstm" (the spelling read in both directions).
     """
 
     monitor = "val/acc"
@@ -114,6 +145,7 @@ class Tagger(AttnLabModule):
         char_dim: int = 32,
         char_channels: int = 100,
         char_kernel: int = 3,
+        char_encoder: Literal["cnn", "bilstm"] = "cnn",
         word_dropout: float = 0.1,
         label_smoothing: float = 0.0,
         init_from: str | None = None,
@@ -130,6 +162,8 @@ class Tagger(AttnLabModule):
             raise ValueError(f"model.position must be sinusoidal, learned, relative or rotary, got {position!r}")
         if encoder not in ("attention", "bilstm"):
             raise ValueError(f"model.encoder must be 'attention' or 'bilstm', got {encoder!r}")
+        if char_encoder not in ("cnn", "bilstm"):
+            raise ValueError(f"model.char_encoder must be 'cnn' or 'bilstm', got {char_encoder!r}")
         if max_len < 2:
             raise ValueError(f"model.max_len must be >= 2, got {max_len}")
         self.position, self.max_len, self.encoder_kind, self.init_from = position, max_len, encoder, init_from
@@ -164,7 +198,7 @@ class Tagger(AttnLabModule):
         h = self.hparams
         self.vocab = vocab
         self.features = WordFeatures(vocab, h.dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
-                                     h.dropout, h.word_dropout)
+                                     h.dropout, h.word_dropout, h.get("char_encoder", "cnn"))
         self.head = nn.Linear(h.dim, len(vocab.tags))
         num_tags = len(vocab.tags)
         self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})

@@ -165,7 +165,8 @@ def test_windows_cover_long_sentences_without_truncation() -> None:
         assert len(model.tag([["the"] * 50])[0]) == 50
 
 
-@pytest.mark.parametrize("variant", [{"encoder": "bilstm"}, {"position": "rotary"}, {"position": "sinusoidal"}])
+@pytest.mark.parametrize("variant", [{"encoder": "bilstm"}, {"position": "rotary"}, {"position": "sinusoidal"},
+                                     {"char_encoder": "bilstm"}])
 def test_variants_train_a_step(tmp_path: Path, variant: dict) -> None:
     model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, **variant)
     data = SyntheticTreebank(num_train=64, num_val=16, num_test=16, batch_size=16)
