@@ -275,7 +275,7 @@ class AttnLabModule(L.LightningModule):
             return
         if self.init_from and self.init_report is None:
             self.init_report = self.initialise_from(self.init_from)
-            log_dir = self.trainer.log_dir
+            log_dir = self.trainer.log_dir if self.trainer.logger is not None else None
             if log_dir and self.trainer.is_global_zero:
                 from apps.cli import write_atomic  # here: apps.cli imports the apps
 

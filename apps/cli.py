@@ -7,13 +7,19 @@ On top of LightningCLI it adds defaults every app inherits unless the config set
 checkpointing of the model's ``monitor`` metric (best + last), CSV + TensorBoard logs under
 ``runs/<app>/version_N``, a rich progress bar, an LR monitor, bf16 on GPUs that support it.
 ``--ckpt_path best|last`` also works outside a fit run (it looks in the newest run of the app),
-and ``test`` writes its metrics as JSON next to the checkpoint it evaluated.
+and ``test`` writes its metrics as JSON next to the checkpoint it evaluated. ``explain`` draws a trained
+model's attention as PNG pictures (``apps.explain``). NaN/Inf checks (``nonfinite.action``) are on by default;
+in deterministic mode every epoch is seeded from its number, so a killed fit resumed with ``--ckpt_path last``
+ends where the uninterrupted one does. A misspelt config key is an error that lists the valid ones.
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
 import hashlib
 import importlib
+import inspect
 import json
 import logging
 import os
@@ -35,6 +41,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info
 from rich.console import Console
 from rich.table import Table
@@ -52,6 +59,7 @@ import datamodules.speech  # noqa: F401
 import datamodules.synthetic  # noqa: F401
 import datamodules.vision  # noqa: F401
 from apps.base import AttnLabModule
+from apps.callbacks import EpochSeed, NonFiniteGuard
 
 BEST_POINTER = "best.txt"  # written next to the checkpoints: file name of the best one
 
@@ -176,11 +184,129 @@ def app_name(model_class: type) -> str:
     return getattr(model_class, "app_name", None) or model_class.__name__.lower()
 
 
+def _init_params(cls: type) -> list[str]:
+    """The keyword arguments ``cls`` accepts (its config keys)."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
+
+
+def _suggest(bad: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(bad, valid, n=3, cutoff=0.6)
+    return (f"did you mean {' or '.join(close)}? " if close else "") + f"valid keys: {', '.join(valid)}"
+
+
+class AttnLabArgumentParser(LightningArgumentParser):
+    """LightningArgumentParser whose errors about unknown keys start with one line that names the key, the
+    class it was given to, the closest valid keys and all valid ones (jsonargparse's own report follows)."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        hints = self.unknown_key_hints(message)
+        if hints:
+            message = "\n".join(hints) + "\n" + message
+        super().error(message, ex)
+
+    def unknown_key_hints(self, message: str) -> list[str]:
+        hints = []
+        # a class given a keyword it does not take: "... class_path 'C' ... Option 'k' is not accepted"
+        for match in re.finditer(r"Option '([\w.]+)' is not accepted", message):
+            paths = re.findall(r"class_path '([\w.]+)'", message[: match.start()])
+            bad = match.group(1)
+            if not paths:
+                continue
+            try:
+                cls = _import(paths[-1])
+            except (ImportError, AttributeError, ValueError):
+                continue
+            hints.append(f"unknown key {bad!r} for {paths[-1]}: {_suggest(bad, _init_params(cls))}")
+        # a key no parser section has: trainer.*, seed_everything, ckpt_path, ...
+        subparsers = getattr(self, "_attnlab_subparsers", {})
+        named = re.search(r"Subcommand '(\w+)'", message)
+        parsers = [subparsers[named.group(1)]] if named and named.group(1) in subparsers else [self]
+        dests = {a.dest for parser in parsers for a in parser._actions
+                 if a.dest not in ("help", "config", "subcommand", "print_config", "print_shtab")}
+        for bad in re.findall(r"(?:does not accept option|unrecognized arguments:) '?-*([\w.]+)", message):
+            parts = bad.split(".")
+            for depth in range(len(parts) - 1, -1, -1):  # the longest known section the key is in
+                prefix = ".".join(parts[:depth])
+                valid = sorted({d[len(prefix) + 1 if prefix else 0:].split(".")[0] for d in dests
+                                if not prefix or d.startswith(prefix + ".")})
+                if valid:
+                    where = f" in {prefix}" if prefix else ""
+                    hints.append(f"unknown key {bad!r}{where}: {_suggest(parts[depth], valid)}")
+                    break
+        return hints
+
+
+class ResumingCSVLogger(CSVLogger):
+    """CSVLogger that, for a resumed fit, keeps the rows of ``metrics.csv`` logged before the checkpoint's step
+    (Lightning's writer deletes the file; later rows are logged again by the resumed run)."""
+
+    def __init__(self, *args: Any, keep_until_step: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keep_until_step = keep_until_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        if self._experiment is not None:
+            return self._experiment
+        path = Path(self.log_dir) / "metrics.csv"
+        header, rows = None, []
+        if self.keep_until_step is not None and path.is_file():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                header = reader.fieldnames
+                rows = [r for r in reader if r.get("step", "").isdigit() and int(r["step"]) < self.keep_until_step]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted")
+            experiment = super().experiment
+        if header:
+            with open(path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=header)
+                writer.writeheader()
+                writer.writerows(rows)
+            experiment.metrics_keys = sorted(header)
+        return experiment
+
+
+class AttnLabTrainer(L.Trainer):
+    """``lightning.Trainer`` plus ``explain`` (the ``attnlab explain`` subcommand)."""
+
+    def explain(self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None,
+                ckpt_path: str | None = None, out: str = "figures", example: int = 0) -> list[Path]:
+        """Draw the attention of a trained model as PNG pictures in ``out`` (see ``apps.explain``).
+
+        ``ckpt_path``: the checkpoint whose weights are drawn (best, last or a file). ``example``: which item of
+        the first validation batch to draw (a sentence, an utterance, an image, a node). The checkpoint is
+        restored by an ordinary validation run of one batch, with every app hook (vocabularies, label
+        inventories, normalisation) as ``test`` would; the pictures are drawn before it starts.
+        """
+        from apps.explain import ExplainCallback  # matplotlib only when drawing
+
+        if ckpt_path is None:
+            raise ValueError("explain needs --ckpt_path (best, last or a checkpoint file): the pictures show "
+                             "trained weights")
+        callback = ExplainCallback(Path(out), example)
+        limit, self.limit_val_batches = self.limit_val_batches, 1
+        self.callbacks.append(callback)
+        try:
+            self.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+        finally:
+            self.callbacks.remove(callback)
+            self.limit_val_batches = limit
+        return callback.written
+
+
 class AttnLabCLI(LightningCLI):
     """LightningCLI with attnlab's defaults; see the module docstring."""
 
     def __init__(self, args: ArgsType = None, **kwargs: Any) -> None:
         kwargs.setdefault("trainer_defaults", {"precision": default_precision(), "accelerator": "auto"})
+        kwargs.setdefault("trainer_class", AttnLabTrainer)
+        kwargs.setdefault("parser_class", AttnLabArgumentParser)
         super().__init__(
             model_class=AttnLabModule,
             subclass_mode_model=True,
@@ -192,6 +318,19 @@ class AttnLabCLI(LightningCLI):
             args=args,
             **kwargs,
         )
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's four subcommands plus ``explain`` (attention pictures of a trained model)."""
+        return {**LightningCLI.subcommands(), "explain": {"model", "datamodule"}}
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """``nonfinite``: the NaN/Inf guard's settings (``nonfinite.action: error|skip|warn|off``)."""
+        parser.add_lightning_class_args(NonFiniteGuard, "nonfinite")
+
+    def _add_subcommands(self, parser: LightningArgumentParser, **kwargs: Any) -> None:
+        super()._add_subcommands(parser, **kwargs)
+        parser._attnlab_subparsers = self._subcommand_parsers  # for AttnLabArgumentParser's hints
 
     # ------------------------------------------------------------------ parsing
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
@@ -215,6 +354,29 @@ class AttnLabCLI(LightningCLI):
             parser.error(str(err))
         rank_zero_info(f"ckpt_path={which!r} resolved to {config.ckpt_path}")
 
+    def _parse_ckpt_path(self) -> None:
+        """Before LightningCLI takes the model's hyperparameters from ``ckpt_path``: a file that is missing, not a
+        checkpoint, or saved by another app than the config's model is one clear error (Lightning would build
+        the checkpoint's app on this config's data, or fail deep inside torch.load)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path:
+            path = Path(ckpt_path)
+            if not path.is_file():
+                self.parser.error(f"ckpt_path={ckpt_path}: no such file (best/last name the newest run's checkpoints)")
+            try:
+                ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except Exception as err:  # a truncated file, not a torch file, unsafe pickles: one message for all
+                self.parser.error(f"ckpt_path={ckpt_path}: not a readable checkpoint ({type(err).__name__}: {err})")
+            saved = (ckpt.get("hyper_parameters") or {}).get("_class_path") if isinstance(ckpt, dict) else None
+            configured = self.config[subcommand].get("model", {}).get("class_path")
+            if saved and configured and saved != configured:
+                self.parser.error(
+                    f"ckpt_path={ckpt_path} was saved by {saved}, but the config's model is {configured}: evaluate a "
+                    f"checkpoint with the config it was trained with (to start a {configured.rsplit('.', 1)[-1]} "
+                    "from part of it, use model.init_from in a fit)")
+        super()._parse_ckpt_path()
+
     # ------------------------------------------------------------------ trainer
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         """Add default callbacks and loggers unless the config has its own (needs the instantiated model)."""
@@ -224,9 +386,11 @@ class AttnLabCLI(LightningCLI):
         callback_keys = self._parser(self.subcommand).callback_keys
         present = user + [self._get(self.config_init, key) for key in callback_keys]
         kwargs.setdefault("callbacks", user + self.default_callbacks(config, present))
-        if config.get("logger") is None:
+        if self.subcommand == "explain":
+            kwargs.setdefault("logger", False)  # pictures only: no run folder
+        elif config.get("logger") is None:
             kwargs.setdefault("logger", self.default_loggers(config))
-        if self.subcommand in ("validate", "test", "predict"):
+        if self.subcommand in ("validate", "test", "predict", "explain"):
             # Evaluating a checkpoint never needs the training callbacks whose state it holds.
             warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be")
         return super().instantiate_trainer(**kwargs)
@@ -250,17 +414,40 @@ class AttnLabCLI(LightningCLI):
             callbacks.append(RichProgressBar())
         if training and trainer_config.get("logger") is not False and not has(LearningRateMonitor):
             callbacks.append(LearningRateMonitor(logging_interval="step"))
+        seed = self._get(self.config, "seed_everything")
+        if training and trainer_config.get("deterministic") and seed not in (None, False) and not has(EpochSeed):
+            callbacks.append(EpochSeed(int(seed)))
         return callbacks
 
     def default_loggers(self, trainer_config: dict[str, Any]) -> list:
-        """CSV + TensorBoard in the same ``runs/<app>/version_N`` (TensorBoard in its ``tb/`` sub-dir)."""
+        """CSV + TensorBoard in the same ``runs/<app>/version_N`` (TensorBoard in its ``tb/`` sub-dir).
+
+        A fit resumed from a checkpoint of ``runs/<app>/version_N/checkpoints`` goes on in version N (the CSV log
+        is appended to, checkpoints and best.txt stay in one place); any other run gets a new version."""
         root = runs_root(trainer_config.get("default_root_dir"))
         name = app_name(type(self.model))
-        version = next_version(root / name)
+        version = self.resumed_version(root / name)
+        keep = None
+        if version is None:
+            version = next_version(root / name)
+        else:
+            ckpt = torch.load(self._get(self.config, "ckpt_path"), map_location="cpu", weights_only=True, mmap=True)
+            keep = int(ckpt.get("global_step", 0))
         return [
-            CSVLogger(root, name=name, version=version),
+            ResumingCSVLogger(root, name=name, version=version, keep_until_step=keep),
             TensorBoardLogger(root, name=name, version=version, sub_dir="tb", default_hp_metric=False),
         ]
+
+    def resumed_version(self, app_dir: Path) -> int | None:
+        """N when this is a fit from ``<app_dir>/version_N/checkpoints/<file>``, else None."""
+        ckpt = self._get(self.config, "ckpt_path") if self.subcommand == "fit" else None
+        if not ckpt:
+            return None
+        folder = Path(ckpt).resolve().parent
+        match = re.fullmatch(r"version_(\d+)", folder.parent.name)
+        if folder.name != "checkpoints" or not match or folder.parent.parent != app_dir.resolve():
+            return None
+        return int(match.group(1))
 
     # ------------------------------------------------------------------ test
     def test(self, **kwargs: Any) -> list[dict[str, float]]:
@@ -290,11 +477,25 @@ class AttnLabCLI(LightningCLI):
             "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
             "data": None if self.datamodule is None
             else f"{type(self.datamodule).__module__}.{type(self.datamodule).__qualname__}",
+            "dataset": describe_data(self.config[self.subcommand].get("data")),
             "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         write_atomic(out, json.dumps(record, indent=2) + "\n")
         return out
+
+
+DATA_KEYS = ("source", "root", "path", "train", "dev", "test", "layout", "split", "num_test", "tagset", "image_size")
+
+
+def describe_data(config: Any) -> str | None:
+    """The data set a test ran on, from the data config: class name and where its data comes from, e.g.
+    ``GraphData(source=cora, root=data/planetoid, split=public)``, split ``test``."""
+    if not config:
+        return None
+    args = config.get("init_args") or {}
+    bits = [f"{k}={args[k]}" for k in DATA_KEYS if args.get(k) not in (None, "")]
+    return f"{str(config.get('class_path', '?')).rsplit('.', 1)[-1]}({', '.join(bits)}), split test"
 
 
 def print_metrics(metrics: dict[str, float], ckpt_path: str | None, out: Path) -> None:

@@ -77,10 +77,16 @@ class GraphLayer(nn.Module):
         else:
             raise ValueError(f"model.layer must be one of attention, gat, gcn, transformer_conv, got {kind!r}")
 
-    def forward(self, h: Tensor, pattern: EdgeMask) -> Tensor:
+    def forward(self, h: Tensor, pattern: EdgeMask, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """(N, in_dim) -> (N, out_dim); with ``return_weights`` (attention only) also the (E', heads) weights of
+        the edges ``pattern.processed(N)``."""
         if self.kind == "attention":
-            out = self.conv(h, pattern=pattern)
-            return out if self.concat else out.view(h.size(0), self.heads, self.out_dim).mean(1)
+            out, weights = self.conv(h, pattern=pattern, return_weights=True) if return_weights else (
+                self.conv(h, pattern=pattern), None)
+            out = out if self.concat else out.view(h.size(0), self.heads, self.out_dim).mean(1)
+            return (out, weights) if return_weights else out
+        if return_weights:
+            raise ValueError(f"attention weights need model.layer: attention, this layer is {self.kind}")
         edge_index = pattern.processed(h.size(0))
         if self.kind == "gcn":
             return self.conv(h, edge_index)
@@ -109,11 +115,15 @@ class GraphEncoder(nn.Module):
         self.act = ACTIVATIONS[activation]()
         self.residual = residual
 
-    def forward(self, h: Tensor, pattern: EdgeMask) -> Tensor:
+    def forward(self, h: Tensor, pattern: EdgeMask, return_weights: bool = False) -> Tensor | tuple[Tensor, list]:
+        all_weights = []
         for i, (layer, norm) in enumerate(zip(self.layers, self.norms, strict=True)):
-            out = layer(self.drop(h) if i else h, pattern)  # the first layer's input was dropped by the model
+            out = layer(self.drop(h) if i else h, pattern, return_weights)  # layer 0's input was dropped already
+            if return_weights:
+                out, weights = out
+                all_weights.append(weights)
             h = self.act(norm(h + out if self.residual and out.shape == h.shape else out))
-        return h
+        return (h, all_weights) if return_weights else h
 
 
 class NodeClassifier(AttnLabModule):
@@ -263,16 +273,27 @@ class NodeClassifier(AttnLabModule):
                                else None, pattern)
         return pattern
 
-    def forward(self, x: Tensor, pattern: EdgeMask) -> Tensor:
-        """(N, in_channels) features on the graph of ``pattern`` -> (N, num_classes) logits."""
+    def forward(self, x: Tensor, pattern: EdgeMask, return_weights: bool = False) -> Tensor | tuple[Tensor, list]:
+        """(N, in_channels) features on the graph of ``pattern`` -> (N, num_classes) logits; with ``return_weights``
+        also the (E', heads) attention weights of every attention layer over ``pattern.processed(N)``."""
         if x.dim() != 2 or x.size(1) != self.hparams.in_channels:
             raise ValueError(f"NodeClassifier expects x of shape (num_nodes, {self.hparams.in_channels}), "
                              f"got {tuple(x.shape)}")
         h = self._project(x)
+        weights: list[Tensor] = []
         if self.encoder is not None:
-            h = self.encoder(h, pattern)
+            h = self.encoder(h, pattern, return_weights)
+            if return_weights:
+                h, weights = h
         h = self.head_drop(h)
-        return self.head(h) if isinstance(self.head, nn.Linear) else self.head(h, pattern)
+        if isinstance(self.head, nn.Linear):
+            logits = self.head(h)
+        else:
+            logits = self.head(h, pattern, return_weights)
+            if return_weights:
+                logits, last = logits
+                weights.append(last)
+        return (logits, weights) if return_weights else logits
 
     def _project(self, x: Tensor) -> Tensor:
         """input_proj(input_drop(x)); for mostly-zero features (bag of words) dropout and product run on the

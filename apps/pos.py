@@ -258,12 +258,12 @@ class Tagger(AttnLabModule):
         x = self._encode_lstm(x, mask) if self.lstm is not None else self._encode_windows(x, mask)
         return self.head(self.drop(x))
 
-    def _encode(self, x: Tensor, mask: Tensor) -> Tensor:
+    def _encode(self, x: Tensor, mask: Tensor, return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         if self.position == "sinusoidal":
             x = x + sinusoidal_positions(x.size(1), x.size(-1), device=x.device).to(x.dtype)
         elif self.learned_positions is not None:
             x = x + self.learned_positions(x.size(1))
-        return self.encoder(x, pattern=Full(), padding_mask=mask)
+        return self.encoder(x, pattern=Full(), padding_mask=mask, return_weights=return_weights)
 
     def _encode_windows(self, x: Tensor, mask: Tensor) -> Tensor:
         """The encoder over windows of ``max_len`` tokens when the batch is longer (see the class doc)."""

@@ -65,16 +65,22 @@ class SequenceClassifier(AttnLabModule):
 
     def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
         """(B, L) tokens, (B, L) mask -> (B, num_classes) logits."""
+        x = self.encode(tokens, padding_mask)
+        weights = padding_mask.unsqueeze(-1).to(x.dtype)
+        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return self.head(pooled)
+
+    def encode(self, tokens: Tensor, padding_mask: Tensor,
+               return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """(B, L) tokens -> (B, L, dim) encoder outputs (and every layer's (B, heads, L, L) attention weights)."""
         length = tokens.size(1)
         x = self.embed(tokens)
         if self.position == "sinusoidal":
             x = x + sinusoidal_positions(length, x.size(-1), device=x.device).to(x.dtype)
         elif self.learned_positions is not None:
             x = x + self.learned_positions(length)
-        x = self.encoder(self.drop(x), pattern=self.pattern, padding_mask=padding_mask)
-        weights = padding_mask.unsqueeze(-1).to(x.dtype)
-        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return self.head(pooled)
+        return self.encoder(self.drop(x), pattern=self.pattern, padding_mask=padding_mask,
+                            return_weights=return_weights)
 
     def _shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
         tokens, padding_mask, labels = batch

@@ -149,10 +149,11 @@ class SpeechModule(AttnLabModule):
                                "a checkpoint")
         return self.meta
 
-    def encode(self, features: Tensor, mask: Tensor) -> Tensor:
-        """(B, T, F) features -> (B, T, dim) encoder outputs."""
+    def encode(self, features: Tensor, mask: Tensor,
+               return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """(B, T, F) features -> (B, T, dim) encoder outputs (and every layer's (B, heads, T, T) weights)."""
         x = self.drop(self.input(splice(features, mask, self.input_context)))
-        return self.encoder(x, pattern=self.pattern, padding_mask=mask)
+        return self.encoder(x, pattern=self.pattern, padding_mask=mask, return_weights=return_weights)
 
     # ------------------------------------------------------------------ throughput
     def on_train_epoch_start(self) -> None:

@@ -9,12 +9,13 @@ from .encoder import DropPath, Encoder, EncoderBlock, Mlp
 from .patterns import Causal, EdgeMask, Full, Pattern, Truncated
 from .pooling import AttentionPooling
 from .positional import LearnedPositions, RelativePositionBias, Rotary, sinusoidal_2d, sinusoidal_positions
+from .rollout import attention_rollout
 from .scores import AdditiveScore, masked_softmax
 from .streaming import StreamingEncoder
 
 __all__ = [
     "BACKENDS", "AdditiveScore", "AttentionPooling", "Causal", "DropPath", "EdgeMask", "Encoder", "EncoderBlock",
     "Full", "LearnedPositions", "Mlp", "MultiHeadSelfAttention", "Pattern", "RelativePositionBias", "Rotary",
-    "StreamingEncoder", "Truncated", "attend", "choose_backend", "masked_softmax", "sinusoidal_2d",
+    "StreamingEncoder", "Truncated", "attend", "attention_rollout", "choose_backend", "masked_softmax", "sinusoidal_2d",
     "sinusoidal_positions",
 ]
