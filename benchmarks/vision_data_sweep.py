@@ -105,7 +105,10 @@ def main() -> None:
                         Path(tmp) / f"{backbone}-{fraction}", args.extra)
                 results[backbone].append((images, r["acc"]))
                 print(f"| {backbone} | {images:,} | {100 * r['acc']:.1f} % | {r['seconds']:.0f} |", flush=True)
-    plot(results, args.out, f"CIFAR-10, {args.steps} steps of batch 128 per run (CPU)")
+    import yaml
+
+    batch = yaml.safe_load(args.config.read_text())["data"]["init_args"].get("batch_size", "?")
+    plot(results, args.out, f"CIFAR-10, {args.steps} steps of batch {batch} per run (CPU)")
     print(f"\nplot: {args.out}")
 
 
