@@ -4,13 +4,17 @@
 """
 
 from .attend import BACKENDS, attend, choose_backend
-from .attention import MultiHeadSelfAttention
+from .attention import KERNELS, MultiHeadSelfAttention
 from .encoder import DropPath, Encoder, EncoderBlock, Mlp
+from .linear_attention import LinearAttention, RecurrentState, elu_feature_map, linear_attention, linear_attention_step
+from .linformer import LinformerAttention
 from .patterns import Causal, EdgeMask, Full, Pattern, Truncated
+from .performer import PerformerAttention, orthogonal_gaussian, positive_features
 from .pooling import AttentionPooling
 from .positional import LearnedPositions, RelativePositionBias, Rotary, sinusoidal_2d, sinusoidal_positions
 from .rollout import attention_rollout
 from .scores import AdditiveScore, masked_softmax
+from .sparse_patterns import BigBird, Global, Longformer, SparseParts, SparsePattern, Strided
 from .streaming import StreamingEncoder
 
 __all__ = [
@@ -18,4 +22,8 @@ __all__ = [
     "Full", "LearnedPositions", "Mlp", "MultiHeadSelfAttention", "Pattern", "RelativePositionBias", "Rotary",
     "StreamingEncoder", "Truncated", "attend", "attention_rollout", "choose_backend", "masked_softmax", "sinusoidal_2d",
     "sinusoidal_positions",
+    # efficient attention family
+    "KERNELS", "BigBird", "Global", "LinearAttention", "LinformerAttention", "Longformer", "PerformerAttention",
+    "RecurrentState", "SparseParts", "SparsePattern", "Strided", "elu_feature_map", "linear_attention",
+    "linear_attention_step", "orthogonal_gaussian", "positive_features",
 ]

@@ -7,6 +7,8 @@ pattern                     backend
 ==========================  =====================================================
 EdgeMask                    ``edges`` — O(E)
 Truncated narrower than L   ``flex`` on CUDA (plain dot score), else ``banded`` — O(L·w)
+Strided/Global/Longformer/  ``flex`` on CUDA (plain dot score), else ``sparse`` — O(L·k);
+BigBird (sparse patterns)   ``dense`` for additive/relative scores
 Full, Causal, short inputs  ``sdpa`` (plain dot score), else ``dense``
 ``return_weights=True``     ``dense`` (``edges`` for graphs)
 ==========================  =====================================================
@@ -22,13 +24,21 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .backends import banded_attention, dense_attention, edge_attention, flex_attention, sdpa_attention
+from .backends import (
+    banded_attention,
+    dense_attention,
+    edge_attention,
+    flex_attention,
+    sdpa_attention,
+    sparse_attention,
+)
 from .patterns import Causal, EdgeMask, Full, Pattern, Truncated
 from .positional import RelativePositionBias
 from .scores import AdditiveScore, Scoring
+from .sparse_patterns import SparsePattern
 
-Backend = Literal["auto", "dense", "sdpa", "banded", "edges", "flex"]
-BACKENDS = ("auto", "dense", "sdpa", "banded", "edges", "flex")
+Backend = Literal["auto", "dense", "sdpa", "banded", "edges", "flex", "sparse"]
+BACKENDS = ("auto", "dense", "sdpa", "banded", "edges", "flex", "sparse")
 SHORT_SEQUENCE = 128  # below this a masked dense kernel beats the banded one's bookkeeping
 
 
@@ -43,6 +53,8 @@ def choose_backend(pattern: Pattern, length: int, scoring: Scoring, *, cuda: boo
         if cuda and scoring.plain_dot and dropout_p == 0.0:
             return "flex"
         return "banded"
+    if isinstance(pattern, SparsePattern) and length > SHORT_SEQUENCE and scoring.plain_dot:
+        return "flex" if cuda and dropout_p == 0.0 else "sparse"
     return "sdpa" if scoring.plain_dot else "dense"
 
 
@@ -128,6 +140,12 @@ def attend(
             raise ValueError(f"backend 'banded' computes Truncated (and Causal) patterns, got {pattern!r}")
         left, right = (pattern.left, pattern.right) if isinstance(pattern, Truncated) else (length, 0)
         out = banded_attention(q, k, v, left, right, padding_mask, scoring, dropout_p)
+    elif backend == "sparse":
+        if not isinstance(pattern, SparsePattern):
+            raise ValueError(f"backend 'sparse' computes Strided, Global, Longformer and BigBird patterns, "
+                             f"got {pattern!r}")
+        _require_plain_dot(scoring, "sparse")
+        out = sparse_attention(q, k, v, pattern.sparse_parts(length), padding_mask, scoring.scale, dropout_p)
     else:  # edges
         if not isinstance(pattern, EdgeMask):
             raise ValueError(f"backend 'edges' computes EdgeMask patterns, got {pattern!r}")

@@ -8,11 +8,28 @@ import torch
 from torch import Tensor, nn
 
 from .attend import Backend, attend
-from .patterns import EdgeMask, Full, Pattern
+from .linear_attention import LinearAttention
+from .linformer import LinformerAttention
+from .patterns import Causal, EdgeMask, Full, Pattern
+from .performer import PerformerAttention
 from .positional import RelativePositionBias, Rotary
 from .scores import AdditiveScore
 
 Position = Literal["none", "rotary", "relative"]
+Kernel = Literal["softmax", "linear", "performer", "linformer"]
+KERNELS = ("softmax", "linear", "performer", "linformer")
+
+
+def make_kernel(kernel: Kernel, head_dim: int, num_features: int, max_length: int,
+                redraw_interval: int) -> nn.Module | None:
+    """The module computing a kernel method (None for softmax, which goes through ``attend``)."""
+    if kernel == "linear":
+        return LinearAttention()
+    if kernel == "performer":
+        return PerformerAttention(head_dim, num_features, redraw_interval)
+    if kernel == "linformer":
+        return LinformerAttention(max_length, num_features)
+    return None
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -32,6 +49,13 @@ class MultiHeadSelfAttention(nn.Module):
     ``edge_dim``: graphs only. A Linear ``edge_bias`` (edge_dim -> num_heads) maps each processed
     edge's features (``EdgeMask(..., edge_attr=...)``, see ``EdgeMask.processed_attr``) to a per-head
     additive score bias (Graphormer-style edge encoding). The pattern must then carry edge_attr.
+
+    ``kernel``: "softmax" (exact attention under ``pattern``, through ``attend``) or an O(L) approximation
+    that replaces the softmax: "linear" (φ = elu + 1, ``core.linear_attention``), "performer" (FAVOR+ with
+    ``num_features`` random features, redrawn every ``redraw_interval`` training calls, 0 = never), or
+    "linformer" (keys/values projected to ``num_features`` rows by learned (num_features, ``max_length``)
+    matrices). Kernel methods take the dot score on sequences, with pattern ``Full`` or ``Causal`` (not
+    Linformer), no attention dropout and no ``return_weights``.
     """
 
     def __init__(
@@ -50,8 +74,17 @@ class MultiHeadSelfAttention(nn.Module):
         in_dim: int | None = None,
         out_proj: bool = True,
         shared_qkv: bool = False,
+        kernel: Kernel = "softmax",
+        num_features: int = 64,
+        max_length: int = 4096,
+        redraw_interval: int = 0,
     ):
         super().__init__()
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        if kernel != "softmax" and (score != "dot" or position == "relative" or edge_dim is not None):
+            raise ValueError(f"kernel={kernel!r} needs score='dot', no relative positions and no edge_dim "
+                             f"(got score={score!r}, position={position!r}, edge_dim={edge_dim!r})")
         if in_dim is not None and (not isinstance(in_dim, int) or in_dim <= 0):
             raise ValueError(f"in_dim must be a positive int or None (= dim), got {in_dim!r}")
         if dim <= 0 or num_heads <= 0 or dim % num_heads:
@@ -75,6 +108,8 @@ class MultiHeadSelfAttention(nn.Module):
             raise ValueError(f"edge_dim must be a positive int or None, got {edge_dim!r}")
         self.edge_dim = edge_dim
         self.edge_bias = nn.Linear(edge_dim, num_heads) if edge_dim is not None else None
+        self.kernel = kernel
+        self.kernel_attention = make_kernel(kernel, self.head_dim, num_features, max_length, redraw_interval)
 
     def forward(
         self,
@@ -99,6 +134,10 @@ class MultiHeadSelfAttention(nn.Module):
             q, k, v = qkv.view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
             if self.rotary is not None:
                 q, k = self.rotary(q), self.rotary(k)
+        if self.kernel_attention is not None:
+            out = self._kernel_forward(q, k, v, pattern, padding_mask, return_weights, graph)
+            out = self.proj_dropout(self.proj(out.transpose(1, 2).reshape(*x.shape[:-1], self.dim)))
+            return out
         edge_bias = self._edge_bias(pattern, x.size(0)) if self.edge_bias is not None else None
         result = attend(
             q, k, v, pattern, padding_mask, backend or self.backend,
@@ -110,6 +149,13 @@ class MultiHeadSelfAttention(nn.Module):
         out = out.reshape(x.size(0), self.dim) if graph else out.transpose(1, 2).reshape(*x.shape[:-1], self.dim)
         out = self.proj_dropout(self.proj(out))
         return (out, weights) if return_weights else out
+
+    def _kernel_forward(self, q: Tensor, k: Tensor, v: Tensor, pattern: Pattern, padding_mask: Tensor | None,
+                        return_weights: bool, graph: bool) -> Tensor:
+        if graph or return_weights or not isinstance(pattern, (Full, Causal)):
+            raise ValueError(f"kernel={self.kernel!r} computes Full or Causal attention over sequences without "
+                             f"return_weights; got pattern {pattern!r}, return_weights={return_weights}")
+        return self.kernel_attention(q, k, v, padding_mask, causal=isinstance(pattern, Causal))
 
     def _edge_bias(self, pattern: Pattern, num_nodes: int) -> Tensor:
         """(E', heads) score bias from the processed edge features."""
@@ -142,4 +188,5 @@ class MultiHeadSelfAttention(nn.Module):
         extra += f", in_dim={self.in_dim}" if self.in_dim != self.dim else ""
         extra += ", out_proj=False" if isinstance(self.proj, nn.Identity) else ""
         extra += ", shared_qkv=True" if self.shared_qkv else ""
+        extra += f", kernel={self.kernel}" if self.kernel != "softmax" else ""
         return f"dim={self.dim}, heads={self.num_heads}, score={self.score}, position={self.position}{extra}"

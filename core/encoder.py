@@ -7,7 +7,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from .attend import Backend
-from .attention import MultiHeadSelfAttention, Position
+from .attention import Kernel, MultiHeadSelfAttention, Position
 from .patterns import Pattern
 
 
@@ -67,6 +67,8 @@ class Encoder(nn.Module):
     ``drop_path`` is the rate of the last block, growing linearly from 0 (as in DeiT/timm).
     ``edge_dim``: per-block edge-feature score bias (see ``MultiHeadSelfAttention``); the
     ``EdgeMask`` must then carry ``edge_attr``. ``norm_eps``: of every LayerNorm (torchvision's ViT uses 1e-6).
+    ``kernel`` / ``num_features`` / ``max_length`` / ``redraw_interval``: softmax or an O(L) kernel method in
+    every block (see ``MultiHeadSelfAttention``).
     """
 
     def __init__(
@@ -85,6 +87,10 @@ class Encoder(nn.Module):
         backend: Backend = "auto",
         edge_dim: int | None = None,
         norm_eps: float = 1e-5,
+        kernel: Kernel = "softmax",
+        num_features: int = 64,
+        max_length: int = 4096,
+        redraw_interval: int = 0,
     ):
         super().__init__()
         if depth < 1:
@@ -94,7 +100,8 @@ class Encoder(nn.Module):
             EncoderBlock(dim, num_heads, mlp_ratio, dropout, attn_dropout, rate, score=score,
                          additive_activation=additive_activation, position=position,
                          max_relative_distance=max_relative_distance, backend=backend,
-                         edge_dim=edge_dim, norm_eps=norm_eps)
+                         edge_dim=edge_dim, norm_eps=norm_eps, kernel=kernel, num_features=num_features,
+                         max_length=max_length, redraw_interval=redraw_interval)
             for rate in rates
         )
         self.norm = nn.LayerNorm(dim, eps=norm_eps)

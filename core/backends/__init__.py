@@ -5,5 +5,7 @@ from .dense import dense_attention
 from .edges import edge_attention
 from .flex import flex_attention
 from .sdpa import sdpa_attention
+from .sparse import sparse_attention
 
-__all__ = ["banded_attention", "dense_attention", "edge_attention", "flex_attention", "sdpa_attention"]
+__all__ = ["banded_attention", "dense_attention", "edge_attention", "flex_attention", "sdpa_attention",
+           "sparse_attention"]

@@ -1,4 +1,5 @@
-"""FlexAttention block masks (torch.nn.attention.flex_attention) for Full, Causal and Truncated.
+"""FlexAttention block masks (torch.nn.attention.flex_attention) for Full, Causal, Truncated and the
+sparse patterns (Strided, Global, Longformer, Big Bird: their union of parts as one mask_mod).
 
 On CUDA the compiled kernel skips key blocks the block mask rules out, so Truncated costs
 O(L·w) with fused-kernel speed. On CPU it runs eagerly (for tests), which is O(L²): ``auto``
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..patterns import Causal, Full, Pattern, Truncated
+from ..sparse_patterns import SparsePattern
 
 
 @functools.cache
@@ -23,8 +25,32 @@ def _compiled_flex():
     return torch.compile(flex_attention, dynamic=False)
 
 
-def _mask_mod(pattern: Pattern, padding_mask: Tensor | None):
-    if isinstance(pattern, Full):
+def _sparse_mask_mod(pattern: SparsePattern, length: int, device):
+    """The union of the pattern's parts; lookup tables are captured tensors (allowed in mask_mods)."""
+    parts = pattern.sparse_parts(length)
+    window, stride, block = parts.window, parts.stride, parts.block_size
+    is_global = parts.is_global(device) if parts.global_positions else None
+    table = parts.random_table(device)
+
+    def allowed(b, h, i, j):
+        m = (j - i) != (j - i)  # all False, as a tensor
+        if window is not None:
+            m = m | ((j - i <= window) & (i - j <= window))
+        if stride is not None:
+            m = m | ((j - i) % stride == 0)
+        if is_global is not None:
+            m = m | is_global[i] | is_global[j]
+        if table is not None:
+            m = m | table[i // block, j // block]
+        return m
+
+    return allowed
+
+
+def _mask_mod(pattern: Pattern, padding_mask: Tensor | None, length: int = 0, device=None):
+    if isinstance(pattern, SparsePattern):
+        allowed = _sparse_mask_mod(pattern, length, device)
+    elif isinstance(pattern, Full):
         def allowed(b, h, i, j):
             return i >= 0
     elif isinstance(pattern, Causal):
@@ -36,7 +62,7 @@ def _mask_mod(pattern: Pattern, padding_mask: Tensor | None):
         def allowed(b, h, i, j):
             return (j - i >= -left) & (j - i <= right)
     else:
-        raise ValueError(f"flex backend supports Full, Causal and Truncated, got {pattern!r}")
+        raise ValueError(f"flex backend supports Full, Causal, Truncated and sparse patterns, got {pattern!r}")
     if padding_mask is None:
         return allowed
 
@@ -56,7 +82,8 @@ def flex_attention(
     if not q.is_cuda:  # forward-only there (attend refuses autograd); torch checks requires_grad even under no_grad
         q, k, v = q.detach(), k.detach(), v.detach()
     mask_batch = batch if padding_mask is not None else None
-    block_mask = create_block_mask(_mask_mod(pattern, padding_mask), mask_batch, None, length, length, device=q.device)
+    mask_mod = _mask_mod(pattern, padding_mask, length, q.device)
+    block_mask = create_block_mask(mask_mod, mask_batch, None, length, length, device=q.device)
     with warnings.catch_warnings():  # eager on CPU is the intended, tested fallback: no nagging
         warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
         kernel = _compiled_flex() if q.is_cuda else flex_eager
