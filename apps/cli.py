@@ -49,11 +49,14 @@ from rich.table import Table
 # Imported so that short names (--model SequenceClassifier, --data SyntheticSequences, Tagger, UDTreebank,
 # NodeClassifier, GraphData) resolve.
 import apps.graph  # noqa: F401
+import apps.lra  # noqa: F401
 import apps.pos  # noqa: F401
 import apps.sequence  # noqa: F401
 import apps.speech  # noqa: F401
 import apps.vision  # noqa: F401
+import datamodules.bytetext  # noqa: F401
 import datamodules.graph  # noqa: F401
+import datamodules.listops  # noqa: F401
 import datamodules.pos  # noqa: F401
 import datamodules.speech  # noqa: F401
 import datamodules.synthetic  # noqa: F401
