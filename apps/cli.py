@@ -39,7 +39,7 @@ from lightning.pytorch.callbacks import (
     ProgressBar,
     RichProgressBar,
 )
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info
@@ -279,13 +279,15 @@ class AttnLabTrainer(L.Trainer):
     """``lightning.Trainer`` plus ``explain`` (the ``attnlab explain`` subcommand)."""
 
     def explain(self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None,
-                ckpt_path: str | None = None, out: str = "figures", example: int = 0) -> list[Path]:
+                ckpt_path: str | None = None, out: str = "figures", example: int = 0,
+                weights_only: bool | None = None) -> list[Path]:
         """Draw the attention of a trained model as PNG pictures in ``out`` (see ``apps.explain``).
 
         ``ckpt_path``: the checkpoint whose weights are drawn (best, last or a file). ``example``: which item of
         the first validation batch to draw (a sentence, an utterance, an image, a node). The checkpoint is
         restored by an ordinary validation run of one batch, with every app hook (vocabularies, label
         inventories, normalisation) as ``test`` would; the pictures are drawn before it starts.
+        ``weights_only``: as for ``validate`` (accepted so that a fit run's saved ``config.yaml`` works here too).
         """
         from apps.explain import ExplainCallback  # matplotlib only when drawing
 
@@ -296,7 +298,7 @@ class AttnLabTrainer(L.Trainer):
         limit, self.limit_val_batches = self.limit_val_batches, 1
         self.callbacks.append(callback)
         try:
-            self.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+            self.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=weights_only)
         finally:
             self.callbacks.remove(callback)
             self.limit_val_batches = limit
@@ -396,7 +398,10 @@ class AttnLabCLI(LightningCLI):
         if self.subcommand in ("validate", "test", "predict", "explain"):
             # Evaluating a checkpoint never needs the training callbacks whose state it holds.
             warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be")
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "explain":  # no run folder, so the resolved config would land in the working directory
+            trainer.callbacks = [cb for cb in trainer.callbacks if not isinstance(cb, SaveConfigCallback)]
+        return trainer
 
     def default_callbacks(self, trainer_config: dict[str, Any], present: list[Callback]) -> list[Callback]:
         """Checkpointing of the model's ``monitor`` and an LR monitor (when training), a rich progress bar;

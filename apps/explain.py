@@ -38,8 +38,10 @@ from torch import Tensor  # noqa: E402
 
 from core import Truncated, attention_rollout, sinusoidal_positions  # noqa: E402
 
-DPI = 110
+DPI = 100  # a few hundred KB per picture at most
+MIN_TOKENS = 12  # shortest sentence worth a token x token picture
 MAX_TOKENS = 24  # longest sentence drawn with readable words on both axes
+VISION_IMAGES = 8  # images drawn with their attention rollout
 SPEECH_WINDOW = 200  # frames (2 s at 10 ms) of an utterance drawn as a queries x keys matrix
 
 
@@ -56,9 +58,56 @@ class ExplainCallback(Callback):
             return
         dm = trainer.datamodule
         loader = dm.val_dataloader() if dm is not None else trainer.val_dataloaders
-        batch = trainer.strategy.batch_to_device(next(iter(loader)))
+        batch = trainer.strategy.batch_to_device(first_drawable(pl_module, loader))
         self.written = explain(pl_module, dm, batch, self.out, self.example)
         rank_zero_info("explain: wrote\n" + "\n".join(f"  {p}" for p in self.written))
+
+
+def first_drawable(model: L.LightningModule, loader: Any, max_batches: int = 1000) -> Any:
+    """The first validation batch with something worth drawing: for the tagger and the demo, a sequence of
+    ``MIN_TOKENS``-``MAX_TOKENS`` tokens (evaluation loaders sort by length, so the first batch of a treebank holds
+    one-word sentences); for vision, one image of each of up to ``VISION_IMAGES`` classes, gathered over batches
+    (a validation split may be ordered by class); every other app takes the first batch. Falls back to the first
+    batch."""
+    from apps.pos import Tagger
+    from apps.sequence import SequenceClassifier
+    from apps.vision import ViTClassifier
+
+    if isinstance(model, ViTClassifier):
+        return _one_image_per_class(loader, max_batches)
+    first = None
+    for count, batch in enumerate(loader):
+        if first is None:
+            first = batch
+        if not isinstance(model, Tagger | SequenceClassifier):
+            return batch
+        mask = batch["mask"] if isinstance(batch, dict) else batch[1]
+        if any(MIN_TOKENS <= n <= MAX_TOKENS for n in mask.sum(1).tolist()) or count + 1 >= max_batches:
+            return batch
+    if first is None:
+        raise ValueError("explain: the validation loader is empty")
+    return first
+
+
+def _one_image_per_class(loader: Any, max_batches: int) -> tuple[Tensor, Tensor]:
+    """(images, labels): the first image of each class, in class order, up to ``VISION_IMAGES`` classes; then, if
+    there are fewer classes than that, more images in loader order."""
+    chosen: dict[int, tuple[Tensor, Tensor]] = {}
+    extra: list[tuple[Tensor, Tensor]] = []
+    for count, (images, labels) in enumerate(loader):
+        for image, label in zip(images, labels, strict=True):
+            key = int(label)
+            if key not in chosen and len(chosen) < VISION_IMAGES:
+                chosen[key] = (image, label)
+            elif len(extra) < VISION_IMAGES:
+                extra.append((image, label))
+        if len(chosen) >= VISION_IMAGES or count + 1 >= max_batches:
+            break
+    if not chosen:
+        raise ValueError("explain: the validation loader is empty")
+    items = [chosen[k] for k in sorted(chosen)] + extra
+    items = items[:VISION_IMAGES]
+    return torch.stack([i for i, _ in items]), torch.stack([t for _, t in items])
 
 
 def explain(model: L.LightningModule, dm: Any, batch: Any, out: Path, example: int = 0) -> list[Path]:
@@ -84,7 +133,10 @@ def save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a picture is as readable as any other file
         fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
         os.replace(tmp, path)
     finally:
@@ -114,18 +166,21 @@ def token_heatmaps(weights: list[Tensor], keys: list[str], queries: list[str], t
             if h >= heads:
                 ax.axis("off")
                 continue
-            ax.imshow(w[h].numpy(), cmap="viridis", vmin=0.0, vmax=vmax)
+            image = ax.imshow(w[h].numpy(), cmap="viridis", vmin=0.0, vmax=vmax)
             ax.set_title(f"head {h + 1}", fontsize=9)
             _word_axes(ax, keys, queries if h % cols == 0 else None)
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02, label="attention weight α'(i, j)")
         fig.suptitle(f"{title} — layer {layer + 1} of {len(weights)}: row = query word, column = key word "
                      f"(weight α'(i, j), rows sum to 1)", fontsize=10)
         written.append(save(fig, stem.with_name(f"{stem.name}_layer{layer + 1}.png")))
     fig, axes = plt.subplots(1, len(weights), figsize=(size * len(weights), size), squeeze=False)
+    vmax = max(float(w.mean(0).max()) for w in weights)
     for layer, w in enumerate(weights):
         ax = axes[0][layer]
-        ax.imshow(w.mean(0).numpy(), cmap="viridis", vmin=0.0)
+        image = ax.imshow(w.mean(0).numpy(), cmap="viridis", vmin=0.0, vmax=vmax)
         ax.set_title(f"layer {layer + 1} (mean of {w.size(0)} heads)", fontsize=9)
         _word_axes(ax, keys, queries if layer == 0 else None)
+    fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02, label="attention weight")
     fig.suptitle(f"{title}: attention of every layer", fontsize=10)
     written.append(save(fig, stem.with_name(f"{stem.name}_layers.png")))
     return written
@@ -164,7 +219,7 @@ def draw_tagger(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, exampl
         raise ValueError("explain: model.encoder is bilstm, which has no attention to draw")
     mask = batch["mask"]
     lengths = mask.sum(1).tolist()
-    i = _pick(lengths, example, lo=6, hi=min(MAX_TOKENS, model.max_len))
+    i = _pick(lengths, example, lo=MIN_TOKENS, hi=min(MAX_TOKENS, model.max_len))
     n = lengths[i]
     one = {k: v[i:i + 1, :n] for k, v in batch.items() if k in ("words", "chars", "shapes", "mask")}
     x = model.features(one["words"], one["chars"], one["shapes"])
@@ -186,18 +241,21 @@ def _relative_tables(encoder: Any, path: Path, title: str) -> list[Path]:
     if not tables:
         return []
     k = (tables[0].size(0) - 1) // 2
-    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables) + 0.8, 3.4), squeeze=False,
+                             layout="constrained")
+    limit = max(float(t.abs().max()) for t in tables) or 1.0  # one colour scale for every layer
     for layer, table in enumerate(tables):
         ax = axes[0][layer]
         values = table.T.numpy()
-        limit = float(np.abs(values).max()) or 1.0
-        ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", extent=(-k - 0.5, k + 0.5,
-                                                                                             values.shape[0], 0))
-        ax.set_xlabel("distance j − i")
+        image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto",
+                          extent=(-k - 0.5, k + 0.5, values.shape[0], 0), interpolation="nearest")
+        ax.set_xlabel("distance j − i (key − query)")
         ax.set_title(f"layer {layer + 1}", fontsize=9)
         if layer == 0:
             ax.set_ylabel("dimension (per head)")
-    fig.suptitle(f"{title}: learned relative positions r_(j−i), clipped at ±{k} (trained weights)", fontsize=10)
+    fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, label="value")
+    fig.suptitle(f"{title}: learned relative positions r_(j−i), one vector per distance, clipped at ±{k} "
+                 "(trained weights)", fontsize=10)
     return [save(fig, path)]
 
 
@@ -271,10 +329,11 @@ def draw_speech(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, exampl
             else type(pattern).__name__)
     extent = (start - 0.5, start + width - 0.5, start + width - 0.5, start - 0.5)
 
-    fig, axes = plt.subplots(1 + depth, 1, figsize=(10, 2.2 + 2.9 * depth), sharex=True,
+    fig, axes = plt.subplots(1 + depth, 1, figsize=(10, 2.0 + 2.4 * depth), sharex=True, layout="constrained",
                              gridspec_kw={"height_ratios": [0.8] + [1.0] * depth})
-    axes[0].imshow(spec, origin="lower", aspect="auto", cmap="magma",
-                   extent=(start - 0.5, start + width - 0.5, -0.5, bands - 0.5))
+    image = axes[0].imshow(spec, origin="lower", aspect="auto", cmap="magma",
+                           extent=(start - 0.5, start + width - 0.5, -0.5, bands - 0.5))
+    fig.colorbar(image, ax=axes[0], fraction=0.03, pad=0.01, label="value (normalised)")
     axes[0].set_ylabel(f"{cfg.kind} band")
     axes[0].set_title(f"{name}: frames {start}–{start + width - 1} of {total} (10 ms each), normalised "
                       f"{cfg.kind}" + (" with the reference phones" if labels else ""), fontsize=10)
@@ -282,11 +341,10 @@ def draw_speech(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, exampl
         _phone_labels(axes[0], frames, labels, meta.labels, bands)
     for layer, w in enumerate(maps):
         ax = axes[1 + layer]
-        ax.imshow(w.mean(0).numpy(), cmap="viridis", aspect="auto", extent=extent, vmin=0.0)
-        if isinstance(pattern, Truncated):
-            ax.plot(frames - pattern.left, frames, color="white", lw=0.8, ls="--")
-            ax.plot(frames + pattern.right, frames, color="white", lw=0.8, ls="--")
-        ax.set_xlim(start - 0.5, start + width - 0.5)
+        image = ax.imshow(w.mean(0).numpy(), cmap="viridis", aspect="auto", extent=extent, vmin=0.0,
+                          interpolation="nearest")
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="weight α'(i, j)")
+        _band_edges(ax, pattern, frames, start, width)
         ax.set_ylabel(f"layer {layer + 1}\nquery frame i")
     axes[-1].set_xlabel("key frame j (dashed: i − left and i + right, the edges of the band)")
     fig.suptitle(f"speech: {what} attention, mean of {maps[0].size(0)} heads per layer", fontsize=11)
@@ -295,19 +353,33 @@ def draw_speech(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, exampl
     heads = maps[-1].size(0)
     rows, cols = _grid(heads)
     fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.4 * rows), squeeze=False)
+    vmax = float(maps[-1].max())
     for h in range(rows * cols):
         ax = axes[h // cols][h % cols]
         if h >= heads:
             ax.axis("off")
             continue
-        ax.imshow(maps[-1][h].numpy(), cmap="viridis", extent=extent, vmin=0.0)
+        image = ax.imshow(maps[-1][h].numpy(), cmap="viridis", extent=extent, vmin=0.0, vmax=vmax,
+                          interpolation="nearest")
+        _band_edges(ax, pattern, frames, start, width)
         ax.set_title(f"head {h + 1}", fontsize=9)
-        ax.set_xlabel("key frame", fontsize=8)
+        ax.set_xlabel("key frame j", fontsize=8)
         if h % cols == 0:
-            ax.set_ylabel("query frame", fontsize=8)
-    fig.suptitle(f"speech: last layer ({depth}) per head, {name}", fontsize=10)
+            ax.set_ylabel("query frame i", fontsize=8)
+    fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02, label="weight α'(i, j)")
+    fig.suptitle(f"speech: {what}, last layer ({depth} of {depth}) per head, {name} (dashed: band edges)",
+                 fontsize=10)
     written.append(save(fig, out / "speech_heads.png"))
     return written + _relative_tables(model.encoder, out / "speech_positions.png", "speech")
+
+
+def _band_edges(ax: plt.Axes, pattern: Any, frames: np.ndarray, start: int, width: int) -> None:
+    """Dashed white lines at key = query - left and key = query + right: the edges of the truncated band."""
+    if isinstance(pattern, Truncated):
+        ax.plot(frames - pattern.left, frames, color="white", lw=0.8, ls="--")
+        ax.plot(frames + pattern.right, frames, color="white", lw=0.8, ls="--")
+    ax.set_xlim(start - 0.5, start + width - 0.5)
+    ax.set_ylim(start + width - 0.5, start - 0.5)
 
 
 def _utterance_name(dm: Any, index: int) -> str:
@@ -324,7 +396,7 @@ def _phone_labels(ax: plt.Axes, frames: np.ndarray, labels: list[int], names: li
         if t == len(labels) or labels[t] != labels[start]:
             if labels[start] >= 0 and t - start >= 3:
                 ax.text(frames[start] + (t - start) / 2 - 0.5, height * 0.82, names[labels[start]], color="white",
-                        ha="center", va="center", fontsize=7)
+                        ha="center", va="center", fontsize=8)
             if t < len(labels):
                 ax.axvline(frames[t] - 0.5, color="white", lw=0.5, alpha=0.7)
             start = t
@@ -339,13 +411,14 @@ def draw_vision(model: Any, dm: Any, batch: tuple[Tensor, Tensor], out: Path, ex
     if not isinstance(net, ViT):
         raise ValueError("explain: model.backbone is resnet, which has no attention to draw")
     images, labels = batch
-    count = min(8, images.size(0))
+    count = min(VISION_IMAGES, images.size(0))
     sel = (torch.arange(count, device=images.device) + example) % images.size(0)
     logits, weights = net(images[sel], return_weights=True)
     rollout = attention_rollout(weights)  # (n, T, T)
     p = net.num_prefix
     relevance = rollout[:, 0, p:] if net.pool == "cls" else rollout[:, p:, p:].mean(1)
-    relevance = relevance.reshape(count, net.grid, net.grid).cpu()
+    relevance = relevance.reshape(count, net.grid, net.grid).float().cpu()
+    relevance = relevance / relevance.flatten(1).max(1).values.clamp(min=1e-12)[:, None, None]  # max 1 per image
     stats = (model.data_info or getattr(dm, "stats", None) or {})
     classes = stats.get("classes") or [str(c) for c in range(logits.size(-1))]
     mean = torch.tensor(stats.get("mean", [0.0])).view(-1, 1, 1)
@@ -353,7 +426,7 @@ def draw_vision(model: Any, dm: Any, batch: tuple[Tensor, Tensor], out: Path, ex
     shown = (images[sel].float().cpu() * std + mean).clamp(0, 1)
     preds = logits.argmax(-1).tolist()
 
-    fig, axes = plt.subplots(2, count, figsize=(1.9 * count, 4.2), squeeze=False)
+    fig, axes = plt.subplots(2, count, figsize=(1.9 * count, 4.4), squeeze=False)
     for k in range(count):
         picture = shown[k].permute(1, 2, 0).numpy()
         cmap = "gray" if picture.shape[-1] == 1 else None
@@ -363,15 +436,18 @@ def draw_vision(model: Any, dm: Any, batch: tuple[Tensor, Tensor], out: Path, ex
         axes[0][k].set_title(f"true {truth}\npred {classes[preds[k]]}", fontsize=8)
         axes[1][k].imshow(picture, cmap=cmap, vmin=0, vmax=1)
         size = net.image_size
-        axes[1][k].imshow(relevance[k].numpy(), cmap="inferno", alpha=0.6, extent=(-0.5, size - 0.5, size - 0.5, -0.5),
-                          interpolation="nearest")
+        heat = axes[1][k].imshow(relevance[k].numpy(), cmap="inferno", alpha=0.7, vmin=0.0, vmax=1.0,
+                                 extent=(-0.5, size - 0.5, size - 0.5, -0.5), interpolation="nearest")
         for ax in (axes[0][k], axes[1][k]):
             ax.set_xticks([])
             ax.set_yticks([])
+    axes[0][0].set_ylabel("input", fontsize=9)
     axes[1][0].set_ylabel("rollout", fontsize=9)
-    fig.suptitle(f"vision: attention rollout over {net.grid}x{net.grid} patches "
-                 f"({'class token' if net.pool == 'cls' else 'mean of the patch tokens'}, "
-                 f"{len(weights)} layers, heads averaged, residual 0.5)", fontsize=10)
+    fig.colorbar(heat, ax=axes[1].tolist(), fraction=0.015, pad=0.01, label="relevance\n(max 1 per image)")
+    reader = "the class token" if net.pool == "cls" else "the mean of the patch tokens"
+    fig.suptitle(f"vision: attention rollout — how much {reader} (what the head reads) draws from each of the "
+                 f"{net.grid}x{net.grid} patches through {len(weights)} layers (heads averaged, residual 0.5)",
+                 fontsize=10)
     written = [save(fig, out / "vision_rollout.png")]
     written.append(_vision_positions(net, out / "vision_positions.png"))
     return written
@@ -380,28 +456,52 @@ def draw_vision(model: Any, dm: Any, batch: tuple[Tensor, Tensor], out: Path, ex
 def _vision_positions(net: Any, path: Path) -> Path:
     """Position table (dimensions x patches, row-major) and each patch position's cosine similarity to all."""
     table = net.pos_embed[0, net.num_prefix:].detach().float().cpu()  # (grid², D)
-    grid = net.grid
+    grid, dim = net.grid, table.size(1)
     unit = table / table.norm(dim=-1, keepdim=True).clamp(min=1e-12)
     similarity = (unit @ unit.T).reshape(grid, grid, grid, grid)
-    fig = plt.figure(figsize=(12, 5))
+    fig = plt.figure(figsize=(12, 5.2))
     ax = fig.add_subplot(1, 2, 1)
+    sinusoidal = net.position != "learned"
+    if sinusoidal:  # as the lecture draws it: sin dimensions above cos dimensions, in each half (row, column)
+        half = dim // 2
+        order = [d for start in (0, half) for d in [*range(start, start + half, 2), *range(start + 1, start + half, 2)]]
+        table = table[:, order]
     values = table.T.numpy()
     limit = float(np.abs(values).max()) or 1.0
     image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
     ax.set_xlabel(f"patch (row-major over the {grid}x{grid} grid)")
-    ax.set_ylabel("dimension")
-    kind = "learned (trained weights)" if net.position == "learned" else "2-D sinusoidal (rows: half, columns: half)"
+    if sinusoidal:
+        quarter = dim // 4
+        ax.set_yticks([quarter * (k + 0.5) - 0.5 for k in range(4)],
+                      ["row: sin", "row: cos", "column: sin", "column: cos"], fontsize=8)
+        for k in range(1, 4):
+            ax.axhline(quarter * k - 0.5, color="black", lw=0.6)
+        ax.set_ylabel(f"dimension ({dim}; each block fast → slow frequency)")
+        kind = "2-D sinusoidal (fixed)"
+    else:
+        ax.set_ylabel("dimension")
+        kind = "learned (trained weights)"
     ax.set_title(f"position table: {kind}", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.03)
-    sub = fig.add_gridspec(grid, grid, left=0.56, right=0.95, wspace=0.08, hspace=0.08)
-    norm = Normalize(-1, 1)
+    fig.colorbar(image, ax=ax, fraction=0.03, label="value")
+    sub = fig.add_gridspec(grid, grid, left=0.60, right=0.89, wspace=0.08, hspace=0.08)
+    low = float(similarity.min())
+    norm = Normalize(min(low, 0.0) if low < 0 else low, 1.0)
     for r in range(grid):
         for c in range(grid):
             ax = fig.add_subplot(sub[r, c])
-            ax.imshow(similarity[r, c].numpy(), cmap="viridis", norm=norm)
+            image = ax.imshow(similarity[r, c].numpy(), cmap="viridis", norm=norm)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.text(0.755, 0.94, "cosine similarity of each patch's position to all others", ha="center", fontsize=10)
+            if c == 0:
+                ax.set_ylabel(str(r), fontsize=7, rotation=0, labelpad=6, va="center")
+            if r == grid - 1:
+                ax.set_xlabel(str(c), fontsize=7)
+    cax = fig.add_axes((0.92, 0.15, 0.012, 0.7))
+    fig.colorbar(image, cax=cax, label="cosine similarity")
+    fig.text(0.745, 0.93, "small picture at (row r, column c): cosine similarity of patch (r, c)'s position\n"
+             "vector to every patch's (bright = similar)", ha="center", fontsize=9)
+    fig.text(0.745, 0.04, "patch column c", ha="center", fontsize=9)
+    fig.text(0.57, 0.5, "patch row r", va="center", rotation=90, fontsize=9)
     return save(fig, path)
 
 
@@ -447,7 +547,8 @@ def draw_graph(model: Any, dm: Any, data: Any, out: Path, example: int) -> list[
             ax.plot(*zip(pos[s], pos[d], strict=True), color="0.85", lw=0.8, zorder=1)
         for n, value in zip(neighbours, mean.tolist(), strict=True):
             if n == node:
-                ax.text(0, -0.24, f"self {value:.2f}", ha="center", fontsize=8)
+                ax.text(0, -0.26, f"self {value:.2f}", ha="center", va="center", fontsize=8,
+                        bbox={"boxstyle": "round", "fc": cmap(min(1.0, value / (2 * uniform))), "ec": "0.5"})
                 continue
             x, y = pos[n]
             ax.annotate("", xy=(0.12 * x, 0.12 * y), xytext=(0.88 * x, 0.88 * y), zorder=2,
@@ -464,6 +565,15 @@ def draw_graph(model: Any, dm: Any, data: Any, out: Path, example: int) -> list[
         ax.axis("off")
         heads = f"mean of {w.size(1)} heads" if w.size(1) > 1 else "1 head"
         ax.set_title(f"layer {layer + 1}: α'(node {node}, j), {heads}", fontsize=10)
+    scale = plt.cm.ScalarMappable(Normalize(0.0, 2 * uniform), cmap)
+    fig.colorbar(scale, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02,
+                 label=f"weight (grey = uniform 1/{len(neighbours)}; full red: {2 * uniform:.2f} or more)")
+    shown_classes = sorted({int(truth[n]) for n in pos})
+    names = getattr(dm, "class_names", None) if dm is not None else None
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colours(c % 10), markersize=9,
+                          label=f"class {names[c] if names else c}") for c in shown_classes]
+    axes[0][0].legend(handles=handles, loc="lower left", fontsize=8, frameon=False, title="true class",
+                      title_fontsize=8)
     fig.suptitle(f"graph: node {node} (in-degree {int(degree[node])}) attends to its in-neighbours and itself\narrow "
                  f"width = weight, colour: red above, blue below the uniform share 1/{len(neighbours)}; "
                  f"node colour = true class, red ring = misclassified", fontsize=10)
@@ -473,14 +583,16 @@ def draw_graph(model: Any, dm: Any, data: Any, out: Path, example: int) -> list[
                                                       1.4 + 0.32 * len(neighbours)), squeeze=False)
     for layer, w in enumerate(layers):
         ax = axes[0][layer]
-        ax.imshow(w.numpy(), cmap="coolwarm", vmin=0.0, vmax=2 * uniform, aspect="auto")
+        image = ax.imshow(w.numpy(), cmap="coolwarm", vmin=0.0, vmax=2 * uniform, aspect="auto")
         for (r, c), value in np.ndenumerate(w.numpy()):
             ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7)
         ax.set_xticks(range(w.size(1)), [str(h + 1) for h in range(w.size(1))], fontsize=8)
         ax.set_yticks(range(len(neighbours)), [f"{n}{' (self)' if n == node else ''}" for n in neighbours], fontsize=8)
         ax.set_xlabel("head")
         ax.set_title(f"layer {layer + 1}", fontsize=9)
-    fig.suptitle(f"graph: node {node}'s weights per head (each column sums to 1; white = uniform 1/{len(neighbours)})",
-                 fontsize=10)
+    fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.025, pad=0.02,
+                 label=f"weight α'(node, j) (full red: {2 * uniform:.2f} or more)")
+    fig.suptitle(f"graph: node {node}'s weights over its in-neighbours j, per head (each column sums to 1; grey = "
+                 f"uniform 1/{len(neighbours)})", fontsize=10, y=1.04)
     written.append(save(fig, out / "graph_heads.png"))
     return written

@@ -156,6 +156,7 @@ def test_explain_draws_pngs_from_the_checkpoint(app: str, trained, monkeypatch: 
     runs = sorted((Path("runs") / APPS[app][1]).glob("version_*"))
     attnlab("explain", *APPS[app][0], *QUIET, "--ckpt_path", "best", "--out", "figures")
     assert sorted((Path("runs") / APPS[app][1]).glob("version_*")) == runs, "explain writes no run folder"
+    assert not Path("config.yaml").exists(), "explain saves no config into the working directory"
     expected = {"graph": ["graph_neighbours", "graph_heads"],
                 "pos": ["pos_attention_layer1", "pos_attention_layers", "pos_positions"],
                 "vision": ["vision_rollout", "vision_positions"],
@@ -170,6 +171,37 @@ def test_explain_needs_a_checkpoint(trained, monkeypatch: pytest.MonkeyPatch) ->
     in_dir(trained["graph"], monkeypatch)
     with pytest.raises(ValueError, match="explain needs --ckpt_path"):
         attnlab("explain", *APPS["graph"][0], *QUIET, "--out", "figures")
+
+
+def test_explain_takes_the_config_saved_with_the_run(trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a fit run's config.yaml holds ``weights_only``, which explain rejected as an unknown key."""
+    in_dir(trained["graph"], monkeypatch)
+    saved = Path("runs") / "graph" / "version_0" / "config.yaml"
+    assert "weights_only" in saved.read_text()
+    attnlab("explain", "--config", str(saved), *QUIET, "--ckpt_path", "best", "--out", "saved_figures")
+    assert (Path("saved_figures") / "graph_neighbours.png").stat().st_size > 5000
+    assert oct(Path("saved_figures", "graph_heads.png").stat().st_mode & 0o044) == oct(0o044), "readable by all"
+
+
+def test_explain_finds_a_sentence_and_classes_worth_drawing() -> None:
+    """Regression: evaluation loaders sort by length (EWT's first batch is one-word sentences) and a validation
+    split may be ordered by class (CIFAR's first batch is all airplanes); explain looks further."""
+    from apps.explain import MAX_TOKENS, MIN_TOKENS, first_drawable
+    from apps.vision import ViTClassifier
+
+    tagger = SequenceClassifier(16, 4, dim=16, depth=1, num_heads=2)
+    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return torch.zeros(4, n, dtype=torch.long), torch.ones(4, n, dtype=torch.bool), torch.zeros(4)
+    sorted_by_length = [batch(1), batch(3), batch(MIN_TOKENS + 2), batch(MAX_TOKENS + 5)]
+    assert first_drawable(tagger, sorted_by_length)[1].size(1) == MIN_TOKENS + 2
+    assert first_drawable(tagger, [batch(1), batch(2)])[1].size(1) == 1  # nothing fits: the first batch
+
+    vit = ViTClassifier(dim=16, depth=1, num_heads=2)
+    by_class = [(torch.full((5, 1, 8, 8), float(c)), torch.full((5,), c)) for c in range(10)]
+    images, labels = first_drawable(vit, by_class)
+    assert labels.tolist() == list(range(8)) and images[:, 0, 0, 0].tolist() == list(range(8))
+    images, labels = first_drawable(vit, by_class[:2])  # two classes: one of each, then the rest in order
+    assert labels.tolist() == [0, 1, 0, 0, 0, 0, 1, 1]
 
 
 # ------------------------------------------------------------------------------------------ fine-tune
