@@ -141,3 +141,24 @@ def test_other_apps_take_the_new_patterns_by_one_line(tmp_path, monkeypatch):
                            ("{class_path: core.Strided, init_args: {stride: 4}}", Strided(4))]:
         cli = fit(*demo, "--model.pattern", line)
         assert cli.model.pattern == expected
+
+
+def test_benchmark_children_train_and_time_every_variant(tmp_path):
+    """benchmarks/lra.py's cells on toy sizes: each variant trains a step, is evaluated and timed."""
+    from benchmarks.lra import VARIANTS, speed_one, train_one
+    from datamodules.listops import encode
+
+    exprs, labels = make_listops(12, min_len=20, max_len=40, seed=0)
+    data = ([encode(e) for e in exprs], torch.tensor(labels))
+    path = tmp_path / "listops.pt"
+    torch.save({"data": {"train": data, "test": data}, "vocab_size": ListOps.vocab_size, "num_classes": 10}, path)
+    threads = torch.get_num_threads()
+    try:
+        for variant in VARIANTS:
+            r = train_one(str(path), variant, steps=2, batch=4, max_length=64)
+            # (peak_bytes is only meaningful in the benchmark's fresh subprocesses, not inside pytest)
+            assert 0.0 <= r["accuracy"] <= 1.0 and r["steps_per_s"] > 0 and isinstance(r["peak_bytes"], int)
+        r = speed_one("full-dense", 160)
+        assert r["median_ms"] > 0
+    finally:
+        torch.set_num_threads(threads)

@@ -48,7 +48,7 @@ def _pad_len(t: Tensor, total: int, dim: int = 2) -> Tensor:
     return F.pad(t, pad)
 
 
-def _window_part(q: Tensor, k: Tensor, v: Tensor, window: int, scale: float) -> _Part:
+def _window_part(q: Tensor, k: Tensor, v: Tensor, window: int) -> _Part:
     _, _, length, _ = q.shape
     w = min(window, length - 1)
     block = default_block(2 * w + 1)
@@ -57,7 +57,7 @@ def _window_part(q: Tensor, k: Tensor, v: Tensor, window: int, scale: float) -> 
     qb = _pad_len(q, padded).unflatten(2, (nb, block))  # (B,H,nb,block,D)
     kw = F.pad(k, (0, 0, w, padded - length + w)).unfold(2, span, block)  # (B,H,nb,D,S)
     vw = F.pad(v, (0, 0, w, padded - length + w)).unfold(2, span, block).transpose(-1, -2)  # (B,H,nb,S,D)
-    scores = ((qb @ kw) * scale).flatten(2, 3)[:, :, :length]
+    scores = (qb @ kw).flatten(2, 3)[:, :, :length]
     i = torch.arange(length, device=q.device)[:, None]
     keys = (i // block) * block - w + torch.arange(span, device=q.device)[None, :]
     valid = (keys - i).abs() <= w
@@ -68,7 +68,7 @@ def _window_part(q: Tensor, k: Tensor, v: Tensor, window: int, scale: float) -> 
     return _Part(scores, keys, valid, apply, lambda i, j: (j - i).abs() <= window)
 
 
-def _stride_part(q: Tensor, k: Tensor, v: Tensor, stride: int, scale: float) -> _Part:
+def _stride_part(q: Tensor, k: Tensor, v: Tensor, stride: int) -> _Part:
     _, _, length, _ = q.shape
     m = -(-length // stride)  # keys per query (rows of the (m, stride) grid)
     padded = m * stride
@@ -77,7 +77,7 @@ def _stride_part(q: Tensor, k: Tensor, v: Tensor, stride: int, scale: float) -> 
         return _pad_len(t, padded).unflatten(2, (m, stride)).transpose(2, 3)
 
     qs, ks, vs = by_residue(q), by_residue(k), by_residue(v)
-    scores = ((qs @ ks.transpose(-1, -2)) * scale).transpose(2, 3).flatten(2, 3)[:, :, :length]  # (B,H,L,m)
+    scores = (qs @ ks.transpose(-1, -2)).transpose(2, 3).flatten(2, 3)[:, :, :length]  # (B,H,L,m)
     i = torch.arange(length, device=q.device)[:, None]
     keys = torch.arange(m, device=q.device)[None, :] * stride + i % stride
     valid = torch.ones_like(keys, dtype=torch.bool)
@@ -89,7 +89,7 @@ def _stride_part(q: Tensor, k: Tensor, v: Tensor, stride: int, scale: float) -> 
     return _Part(scores, keys, valid, apply, lambda i, j: (j - i) % stride == 0)
 
 
-def _random_part(q: Tensor, k: Tensor, v: Tensor, draw: Tensor, block: int, scale: float) -> _Part:
+def _random_part(q: Tensor, k: Tensor, v: Tensor, draw: Tensor, block: int) -> _Part:
     _, _, length, _ = q.shape
     nb, r = draw.shape
     padded = nb * block
@@ -97,7 +97,7 @@ def _random_part(q: Tensor, k: Tensor, v: Tensor, draw: Tensor, block: int, scal
     qb = _pad_len(q, padded).unflatten(2, (nb, block))
     kr = _pad_len(k, padded).unflatten(2, (nb, block))[:, :, draw].flatten(3, 4)  # (B,H,nb,r·block,D)
     vr = _pad_len(v, padded).unflatten(2, (nb, block))[:, :, draw].flatten(3, 4)
-    scores = ((qb @ kr.transpose(-1, -2)) * scale).flatten(2, 3)[:, :, :length]
+    scores = (qb @ kr.transpose(-1, -2)).flatten(2, 3)[:, :, :length]
     i = torch.arange(length, device=q.device)
     slot = torch.arange(r * block, device=q.device)
     keys = draw[i // block][:, slot // block] * block + slot % block  # (L, r·block)
@@ -115,10 +115,10 @@ def _random_part(q: Tensor, k: Tensor, v: Tensor, draw: Tensor, block: int, scal
     return _Part(scores, keys, valid, apply, covers)
 
 
-def _global_key_part(q: Tensor, k: Tensor, v: Tensor, positions: Tensor, is_global: Tensor, scale: float) -> _Part:
+def _global_key_part(q: Tensor, k: Tensor, v: Tensor, positions: Tensor, is_global: Tensor) -> _Part:
     length = q.size(2)
     kg, vg = k[:, :, positions], v[:, :, positions]  # (B,H,g,D)
-    scores = (q @ kg.transpose(-1, -2)) * scale
+    scores = q @ kg.transpose(-1, -2)
     keys = positions[None, :].expand(length, -1)
     valid = torch.ones_like(keys, dtype=torch.bool)
     return _Part(scores, keys, valid, lambda w: w @ vg,
@@ -137,17 +137,18 @@ def sparse_attention(
     """Exact softmax attention over the union ``parts`` (dot-product scores); q, k, v (B, H, L, D)."""
     batch, heads, length, head_dim = q.shape
     device = q.device
+    q = q * scale  # once here (O(L·d)) rather than on every score tile (O(L·k))
     is_global = parts.is_global(device)
     positions = torch.tensor(parts.global_positions, dtype=torch.long, device=device)
     built: list[_Part] = []
     if parts.window is not None:
-        built.append(_window_part(q, k, v, parts.window, scale))
+        built.append(_window_part(q, k, v, parts.window))
     if parts.stride is not None:
-        built.append(_stride_part(q, k, v, parts.stride, scale))
+        built.append(_stride_part(q, k, v, parts.stride))
     if parts.random_blocks is not None:
-        built.append(_random_part(q, k, v, parts.random_blocks, parts.block_size, scale))
+        built.append(_random_part(q, k, v, parts.random_blocks, parts.block_size))
     if positions.numel():
-        built.append(_global_key_part(q, k, v, positions, is_global, scale))
+        built.append(_global_key_part(q, k, v, positions, is_global))
     real = padding_mask if padding_mask is not None else torch.ones(1, length, dtype=torch.bool, device=device)
 
     out = q.new_zeros(batch, heads, length, head_dim)
@@ -162,16 +163,25 @@ def sparse_attention(
             key_real = real[:, part.keys.clamp(0, length - 1)]  # (B|1, L, kc)
             masks.append(allowed & key_real & real[:, :, None])
         mask = torch.cat(masks, dim=-1)[:, None]  # (B|1, 1, L, K)
-        weights = masked_softmax(torch.cat([p.scores for p in built], dim=-1), mask)
+        del masks
+        scores = torch.cat([p.scores for p in built], dim=-1)
+        for part in built:
+            part.scores = None  # the concatenation is all autograd needs: free the parts' tiles
+        # torch.softmax keeps only its output for backward (a hand-written masked softmax keeps ~4 tensors
+        # of this size); a row with nothing allowed (padded query) is opened to all slots and zeroed below
+        empty = ~mask.any(-1, keepdim=True)
+        weights = torch.softmax(scores.masked_fill(~(mask | empty), float("-inf")), dim=-1)
+        del scores
         if dropout_p > 0:
             weights = F.dropout(weights, dropout_p)
         sizes = [p.keys.size(1) for p in built]
         for part, w in zip(built, weights.split(sizes, dim=-1), strict=True):
             out = out + part.apply(w)
+        out = out.masked_fill(empty, 0.0)
     if positions.numel():  # global queries see every real key: g dense rows
         qg = q[:, :, positions]
         row_mask = real[:, None, None, :] & real[:, positions][:, None, :, None]  # (B|1,1,g,L)
-        wg = masked_softmax((qg @ k.transpose(-1, -2)) * scale, row_mask)
+        wg = masked_softmax(qg @ k.transpose(-1, -2), row_mask)
         if dropout_p > 0:
             wg = F.dropout(wg, dropout_p)
         out = out.index_copy(2, positions, wg @ v)
