@@ -10,23 +10,25 @@ Two parts, every cell in a fresh subprocess (``--train TASK VARIANT`` / ``--spee
   (our generator) and byte-level EWT genre passages, the same budget for every variant: ``--steps``
   AdamW steps of ``--batch`` sequences (lr 2e-3, 10 % warmup, cosine), the same data order (seed 0).
   Reported: test accuracy (micro, all test examples), train steps/s (median step time after 3 warm-up
-  steps), peak memory = growth of the process's peak RSS (``ru_maxrss``) over its RSS after loading the
-  data, i.e. model, activations, gradients, optimizer state and temporaries.
+  steps), peak memory = the process's peak RSS (VmHWM, reset after loading the data) minus its RSS then,
+  i.e. model, activations, gradients, optimizer state and temporaries.
 * **Speed**: one ``MultiHeadSelfAttention(dim=256, heads=4)`` layer, forward + backward of x (1, L, 256) with a
   dense random output gradient, at L = 1k, 2k, 4k: median step time and peak-RSS growth over the RSS
-  after building the layer and the input. "full (dense)" is the textbook softmax that materialises the
-  L×L scores (LRA's vanilla Transformer); "full (sdpa)" is PyTorch's fused CPU kernel, which never holds
-  them (memory O(L·d) like the linear methods, time still O(L²)).
+  after building the layer and the input (VmHWM reset there). "full (dense)" is the textbook softmax that
+  materialises the L×L scores (LRA's vanilla Transformer); "full (sdpa)" is PyTorch's fused CPU kernel,
+  which never holds them (memory O(L·d) like the linear methods, time still O(L²)).
 
 Memory comes from a separate short run of the same cell (``--memory-steps`` steps) with glibc's mmap
 threshold fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``): freed tensors then leave the process at once, so
 peak RSS is the peak of live memory rather than of glibc's heap, whose high-water mark depends on
 fragmentation (tracemalloc would not see torch's allocations at all). Times come from the normal runs.
+The peak mark is reset (``/proc/self/clear_refs``) once the cell is set up: ``ru_maxrss`` cannot be reset
+and would report the start-up's transient peak (imports) instead of the cell's when that one is smaller.
 
 The table header records the budget, threads and load average; the figure (``--figure``) is LRA's scatter:
 x = training steps/s, y = mean test accuracy over the tasks, circle area = peak memory.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lra.py`` (≈ 20 min on one 2.8 GHz core; ``--help``).
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lra.py`` (≈ 20 min on one core; ``--help``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.attention import MIB, _peak_rss, _rss, _timed, cpu_model  # noqa: E402
+from benchmarks.attention import MIB, _rss, _timed, cpu_model  # noqa: E402
 
 WINDOW, STRIDE, BLOCK, FEATURES = 32, 64, 64, 64
 LR = 2e-3
@@ -73,6 +75,22 @@ LABELS = {
 SPEED_VARIANTS = ["full-dense", *VARIANTS]
 TASKS = {"listops": "ListOps", "text": "Text (EWT genre, bytes)"}
 CHILD_TIMEOUT_S = 600.0
+
+
+def reset_peak() -> None:
+    """Set the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0), so the start-up of the process
+    (imports, data loading: transient peaks above the later RSS) does not count as the measured cell's peak."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss() -> int:
+    """VmHWM in bytes: the highest RSS since ``reset_peak``."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def build_pattern(spec: tuple[str, dict]):
@@ -121,6 +139,7 @@ def train_one(task_file: str, variant: str, steps: int, batch: int, max_length: 
     blob = torch.load(task_file, weights_only=False)
     (train_x, train_y), (test_x, test_y) = blob["data"]["train"], blob["data"]["test"]
     base = _rss()
+    reset_peak()
     torch.manual_seed(0)
     pattern_spec, kernel = VARIANTS[variant]
     model = LRAClassifier(blob["vocab_size"], blob["num_classes"], dim=64, depth=2, num_heads=4, mlp_ratio=2.0,
@@ -150,7 +169,7 @@ def train_one(task_file: str, variant: str, steps: int, batch: int, max_length: 
         schedule.step()
         step_times.append(time.perf_counter() - t0)
         losses.append(loss.item())
-    train_peak = _peak_rss() - base
+    train_peak = peak_rss() - base
     model.eval()
     correct = 0
     if not evaluate:
@@ -182,6 +201,7 @@ def speed_one(variant: str, length: int, repeats: int = 5) -> dict:
     x = torch.randn(1, length, 256, requires_grad=True)
     grad_out = torch.randn(1, length, 256)
     base = _rss()
+    reset_peak()
 
     def step() -> None:
         layer(x, pattern=pattern).backward(grad_out)
@@ -196,7 +216,7 @@ def speed_one(variant: str, length: int, repeats: int = 5) -> dict:
     else:
         times, _ = _timed(step, repeats)
     return {"variant": variant, "length": length, "median_ms": statistics.median(times) * 1e3,
-            "peak_bytes": _peak_rss() - base}
+            "peak_bytes": peak_rss() - base}
 
 
 # --------------------------------------------------------------------------- parent
@@ -262,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=120, help="optimizer steps per variant and task")
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps per variant and task")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--train-examples", type=int, default=2000)
     parser.add_argument("--test-examples", type=int, default=250)
