@@ -7,12 +7,14 @@ catches up or wins with many. Here both backbones train through the same CLI, lo
 table and writes the plot (accuracy vs number of training images, log x) as a PNG.
 
 Run: ``.venv/bin/python benchmarks/vision_data_sweep.py --steps 600 --out docs/figures/vit_vs_cnn_cifar10.png``
+(``--record runs.jsonl`` keeps finished runs, so an interrupted sweep resumes where it stopped).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,18 +27,35 @@ ATTNLAB = [sys.executable, "-m", "apps.cli"]
 
 
 def run(config: Path, backbone: str, fraction: float, steps: int, threads: int, root: Path,
-        extra: list[str]) -> dict:
+        extra: list[str], batches_per_epoch: int) -> dict:
     common = ["--config", str(config), "--model.backbone", backbone, "--data.train_subset", str(fraction),
               "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false", *extra]
+    # A large training set may not finish one epoch in ``steps``: validate (and keep "best") at the last step.
+    short = ["--trainer.val_check_interval", str(steps)] if steps < batches_per_epoch else []
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.perf_counter()
-    subprocess.run([*ATTNLAB, "fit", *common, "--trainer.max_steps", str(steps), "--trainer.max_epochs", "-1",
-                    "--trainer.max_time", "null"], check=True, cwd=ROOT, env=env, capture_output=True)
+    attnlab(["fit", *common, *short, "--trainer.max_steps", str(steps), "--trainer.max_epochs", "-1",
+             "--trainer.max_time", "null"], env)
     seconds = time.perf_counter() - start
-    subprocess.run([*ATTNLAB, "test", *common, "--ckpt_path", "best"], check=True, cwd=ROOT, env=env,
-                   capture_output=True)
+    attnlab(["test", *common, "--ckpt_path", "best"], env)
     record = json.loads(next(root.rglob("*.metrics.json")).read_text())
     return {"acc": record["metrics"]["test/acc"], "seconds": seconds}
+
+
+def attnlab(args: list[str], env: dict) -> None:
+    """Run the CLI; on failure stop with its command and the end of its output instead of a bare exit code."""
+    done = subprocess.run([*ATTNLAB, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-25:])
+        raise SystemExit(f"attnlab {' '.join(args)} failed with exit code {done.returncode}:\n{tail}")
+
+
+def load_record(path: Path | None) -> dict[tuple[str, float, int], dict]:
+    """Finished runs from ``--record`` (JSON lines), keyed by (backbone, fraction, steps), so a sweep resumes."""
+    if path is None or not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["backbone"], r["fraction"], r["steps"]): r for r in rows}
 
 
 def count_images(fraction: float, config: Path) -> int:
@@ -90,6 +109,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps per run, the same for every size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "vit_vs_cnn_cifar10.png")
+    parser.add_argument("--record", type=Path, default=None,
+                        help="JSON-lines file of finished runs: appended to, and runs already in it are not repeated")
     parser.add_argument("extra", nargs="*", help="extra attnlab arguments after --")
     args = parser.parse_args()
     results: dict[str, list[tuple[int, float]]] = {b: [] for b in args.backbones}
@@ -97,17 +118,24 @@ def main() -> None:
           f"test on the full test set\n")
     print("| backbone | train images | test acc | fit s |")
     print("|---|---:|---:|---:|")
+    import yaml
+
+    batch = int(yaml.safe_load(args.config.read_text())["data"]["init_args"].get("batch_size", 128))
+    done = load_record(args.record)
     with tempfile.TemporaryDirectory() as tmp:
         for fraction in args.fractions:
             images = count_images(fraction, args.config)
             for backbone in args.backbones:
-                r = run(args.config.resolve(), backbone, fraction, args.steps, args.threads,
-                        Path(tmp) / f"{backbone}-{fraction}", args.extra)
+                r = done.get((backbone, fraction, args.steps))
+                if r is None:
+                    r = run(args.config.resolve(), backbone, fraction, args.steps, args.threads,
+                            Path(tmp) / f"{backbone}-{fraction}", args.extra, math.ceil(images / batch))
+                    r = {"backbone": backbone, "fraction": fraction, "steps": args.steps, "images": images, **r}
+                    if args.record is not None:
+                        with args.record.open("a") as f:
+                            f.write(json.dumps(r) + "\n")
                 results[backbone].append((images, r["acc"]))
                 print(f"| {backbone} | {images:,} | {100 * r['acc']:.1f} % | {r['seconds']:.0f} |", flush=True)
-    import yaml
-
-    batch = yaml.safe_load(args.config.read_text())["data"]["init_args"].get("batch_size", "?")
     plot(results, args.out, f"CIFAR-10, {args.steps} steps of batch {batch} per run (CPU)")
     print(f"\nplot: {args.out}")
 
