@@ -89,6 +89,9 @@ def plot(results: dict[str, list[tuple[int, float]]], out: Path, title: str) -> 
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, [100 * y for y in ys], style, color=colour, label=label)
     ax.set_xscale("log")
+    sizes = sorted({x for points in results.values() for x, _ in points})
+    ax.set_xticks(sizes, [f"{x:,}" for x in sizes])  # the measured sizes, not crowded log-scale minor labels
+    ax.minorticks_off()
     ax.set_xlabel("number of training images")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
