@@ -44,13 +44,13 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+from child import run_child  # benchmarks/child.py: this folder is on the path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
@@ -181,20 +181,7 @@ def launch(args: list[str], need_bytes: float | None = None) -> dict:
         available = psutil.virtual_memory().available
         if need_bytes > 0.9 * available:
             return {"skip": f"— (needs ≈ {need_bytes / GIB:.0f} GiB)", "need": need_bytes}
-    try:
-        proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                              timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return {"error": f"failed (timeout > {CHILD_TIMEOUT_S:.0f} s)"}
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
-        hint = ", killed: likely OOM" if proc.returncode in (-9, 137) else ""
-        print(f"  [{' '.join(args)}] exit {proc.returncode}{hint}: {tail[0]}", file=sys.stderr)
-        return {"error": f"failed (exit code {proc.returncode}{hint})"}
-    try:
-        return {"result": json.loads(proc.stdout.strip().splitlines()[-1])}
-    except (IndexError, json.JSONDecodeError):
-        return {"error": "failed (no result)"}
+    return run_child(__file__, args, CHILD_TIMEOUT_S)
 
 
 def cpu_model() -> str:
