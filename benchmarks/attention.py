@@ -50,11 +50,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-from child import run_child  # benchmarks/child.py: this folder is on the path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.child import run_child  # noqa: E402
 
 HEADS, HEAD_DIM, BATCH = 4, 64, 1
 LEFT, RIGHT = 64, 64

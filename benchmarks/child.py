@@ -1,6 +1,6 @@
 """Run one benchmark cell in a fresh interpreter, so its peak memory and any crash stay its own.
 
-Shared by the benchmark scripts (run as ``python benchmarks/<name>.py``, which puts this folder on the path).
+Shared by the benchmark scripts (each puts the project root on ``sys.path`` and imports ``benchmarks.child``).
 """
 
 from __future__ import annotations

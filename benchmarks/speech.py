@@ -37,11 +37,12 @@ import time
 from pathlib import Path
 
 import psutil
-from child import run_child  # benchmarks/child.py: this folder is on the path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.child import run_child  # noqa: E402
 
 DIM, DEPTH, HEADS, MLP_RATIO, MAX_REL = 128, 4, 4, 2.0, 32
 LEFT = RIGHT = 32
