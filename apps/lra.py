@@ -11,20 +11,20 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import BigBird, Encoder, Full, Global, Longformer, Pattern, Strided, sinusoidal_positions
+from core import BigBird, Encoder, Full, Global, Longformer, Pattern, Strided, masked_mean, sinusoidal_positions
 from core.attention import Kernel
 
 from .base import AttnLabModule, OptimConfig
+from .sequence import SequenceLabelSteps
 
 # patterns saved inside hyperparameters of Python-built models load under weights_only
 torch.serialization.add_safe_globals([Strided, Global, Longformer, BigBird])
 
 
-class LRAClassifier(AttnLabModule):
+class LRAClassifier(SequenceLabelSteps, AttnLabModule):
     """Classify a sequence. ``pool``: "cls" (the encoder output at position 0) or "mean" (over real tokens).
 
     ``pattern``: which keys each token sees (softmax attention through ``core.attend``); ``kernel``: "softmax"
@@ -80,25 +80,8 @@ class LRAClassifier(AttnLabModule):
         if self.pool == "cls":
             pooled = x[:, 0]
         else:
-            weights = padding_mask.unsqueeze(-1).to(x.dtype)
-            pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            pooled = masked_mean(x, padding_mask)
         return self.head(pooled)
-
-    def _shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
-        tokens, padding_mask, labels = batch
-        logits = self(tokens, padding_mask)
-        loss = F.cross_entropy(logits, labels)
-        self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
-        return loss
-
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
 
     def predict_step(self, batch, batch_idx: int) -> Tensor:
         return self(batch[0], batch[1]).argmax(-1)

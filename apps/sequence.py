@@ -12,12 +12,33 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import Encoder, Full, LearnedPositions, Pattern, sinusoidal_positions
+from core import Encoder, Full, LearnedPositions, Pattern, masked_mean, sinusoidal_positions
 
 from .base import AttnLabModule, OptimConfig
 
 
-class SequenceClassifier(AttnLabModule):
+class SequenceLabelSteps:
+    """Train/val/test steps of an ``AttnLabModule`` whose batches are ``(tokens, padding_mask, labels)`` with one
+    label per sequence: cross-entropy on ``self(tokens, padding_mask)`` and the module's metrics."""
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
+        tokens, padding_mask, labels = batch
+        logits = self(tokens, padding_mask)
+        loss = F.cross_entropy(logits, labels)
+        self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+
+class SequenceClassifier(SequenceLabelSteps, AttnLabModule):
     """Classify a whole padded sequence. Batches are ``(tokens (B, L), padding_mask (B, L), labels (B,))``.
 
     ``position``: "sinusoidal" / "learned" are added to the embeddings here; "rotary" / "relative" act
@@ -66,9 +87,7 @@ class SequenceClassifier(AttnLabModule):
     def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
         """(B, L) tokens, (B, L) mask -> (B, num_classes) logits."""
         x = self.encode(tokens, padding_mask)
-        weights = padding_mask.unsqueeze(-1).to(x.dtype)
-        pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return self.head(pooled)
+        return self.head(masked_mean(x, padding_mask))
 
     def encode(self, tokens: Tensor, padding_mask: Tensor,
                return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
@@ -81,22 +100,6 @@ class SequenceClassifier(AttnLabModule):
             x = x + self.learned_positions(length)
         return self.encoder(self.drop(x), pattern=self.pattern, padding_mask=padding_mask,
                             return_weights=return_weights)
-
-    def _shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
-        tokens, padding_mask, labels = batch
-        logits = self(tokens, padding_mask)
-        loss = F.cross_entropy(logits, labels)
-        self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
-        return loss
-
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
 
     def predict_step(self, batch, batch_idx: int) -> Tensor:
         tokens, padding_mask = batch[0], batch[1]

@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import AttentionPooling, Encoder, Full, Pattern, StreamingEncoder, Truncated
+from core import AttentionPooling, Encoder, Full, Pattern, StreamingEncoder, Truncated, masked_mean
 from datamodules.speech import (
     IGNORE,
     FeatureExtractor,
@@ -386,8 +386,7 @@ class UtteranceClassifier(SpeechModule):
         if self.pool is not None:
             pooled = self.pool(x, mask)
         else:
-            weights = mask.unsqueeze(-1).to(x.dtype)
-            pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            pooled = masked_mean(x, mask)
         return self.head(self.drop(pooled))
 
     def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:

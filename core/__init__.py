@@ -10,7 +10,7 @@ from .linear_attention import LinearAttention, RecurrentState, elu_feature_map, 
 from .linformer import LinformerAttention
 from .patterns import Causal, EdgeMask, Full, Pattern, Truncated
 from .performer import PerformerAttention, orthogonal_gaussian, positive_features
-from .pooling import AttentionPooling
+from .pooling import AttentionPooling, masked_mean
 from .positional import LearnedPositions, RelativePositionBias, Rotary, sinusoidal_2d, sinusoidal_positions
 from .rollout import attention_rollout
 from .scores import AdditiveScore, masked_softmax
@@ -20,8 +20,8 @@ from .streaming import StreamingEncoder
 __all__ = [
     "BACKENDS", "AdditiveScore", "AttentionPooling", "Causal", "DropPath", "EdgeMask", "Encoder", "EncoderBlock",
     "Full", "LearnedPositions", "Mlp", "MultiHeadSelfAttention", "Pattern", "RelativePositionBias", "Rotary",
-    "StreamingEncoder", "Truncated", "attend", "attention_rollout", "choose_backend", "masked_softmax", "sinusoidal_2d",
-    "sinusoidal_positions",
+    "StreamingEncoder", "Truncated", "attend", "attention_rollout", "choose_backend", "masked_mean", "masked_softmax",
+    "sinusoidal_2d", "sinusoidal_positions",
     # efficient attention family
     "KERNELS", "BigBird", "Global", "LinearAttention", "LinformerAttention", "Longformer", "PerformerAttention",
     "RecurrentState", "SparseParts", "SparsePattern", "Strided", "elu_feature_map", "linear_attention",

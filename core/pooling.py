@@ -16,6 +16,12 @@ from torch import Tensor, nn
 from .scores import masked_softmax
 
 
+def masked_mean(x: Tensor, padding_mask: Tensor) -> Tensor:
+    """(B, L, dim), (B, L) True = real -> (B, dim): the mean over real positions (0 for an all-padding row)."""
+    weights = padding_mask.unsqueeze(-1).to(x.dtype)
+    return (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 class AttentionPooling(nn.Module):
     """(B, L, dim) with a padding mask (B, L), True = real -> (B, dim); an all-padding row gives W^o's bias."""
 
