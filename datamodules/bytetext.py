@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .base import AttnLabDataModule
-from .synthetic import SequenceDataset, pad_collate
+from .synthetic import PaddedSequenceSplits, SequenceDataset
 
 GENRES = ("answers", "email", "newsgroup", "reviews", "weblog")
 PAD, CLS, OFFSET = 0, 1, 2  # byte b has token id b + 2
@@ -71,7 +70,7 @@ def encode(data: bytes, add_cls: bool = True) -> Tensor:
     return torch.cat([torch.tensor([CLS]), ids]) if add_cls else ids
 
 
-class ByteText(AttnLabDataModule):
+class ByteText(PaddedSequenceSplits):
     """Batches ``(tokens (B, L), padding_mask (B, L), genre (B,))``: CLS + bytes of a passage, 5 genres.
 
     ``vocab_size`` = 258 (pad, CLS, 256 bytes). ``max_train`` / ``max_eval`` cap the passages per split
@@ -120,15 +119,3 @@ class ByteText(AttnLabDataModule):
         for split in ("train", "val", "test"):
             if split not in self.datasets:
                 self.datasets[split] = self.build(split)
-
-    def train_dataloader(self):
-        return self.loader(self.datasets["train"], shuffle=True, collate_fn=pad_collate)
-
-    def val_dataloader(self):
-        return self.loader(self.datasets["val"], collate_fn=pad_collate)
-
-    def test_dataloader(self):
-        return self.loader(self.datasets["test"], collate_fn=pad_collate)
-
-    def predict_dataloader(self):
-        return self.loader(self.datasets["test"], collate_fn=pad_collate)

@@ -16,8 +16,7 @@ import statistics
 import torch
 from torch import Tensor
 
-from .base import AttnLabDataModule
-from .synthetic import SequenceDataset, pad_collate
+from .synthetic import PaddedSequenceSplits, SequenceDataset
 
 OPERATORS = ("MAX", "MIN", "MED", "SM")
 PAD, CLS = 0, 1  # token ids; digits are 2..11, then "[MAX" "[MIN" "[MED" "[SM", then "]"
@@ -76,7 +75,7 @@ def encode(tokens: list[str], add_cls: bool = True) -> Tensor:
     return torch.tensor(([CLS] if add_cls else []) + ids, dtype=torch.long)
 
 
-class ListOps(AttnLabDataModule):
+class ListOps(PaddedSequenceSplits):
     """Batches ``(tokens (B, L), padding_mask (B, L), label (B,))``; a CLS token (id 1) leads every sequence.
 
     Splits are generated from ``seed``, ``seed + 1``, ``seed + 2`` (train, val, test), so they are fixed and
@@ -113,15 +112,3 @@ class ListOps(AttnLabDataModule):
                 exprs, labels = make_listops(n, min_len=h.min_len, max_len=h.max_len, seed=h.seed + offset,
                                              max_depth=h.max_depth, max_args=h.max_args)
                 self.datasets[split] = SequenceDataset([encode(e) for e in exprs], torch.tensor(labels))
-
-    def train_dataloader(self):
-        return self.loader(self.datasets["train"], shuffle=True, collate_fn=pad_collate)
-
-    def val_dataloader(self):
-        return self.loader(self.datasets["val"], collate_fn=pad_collate)
-
-    def test_dataloader(self):
-        return self.loader(self.datasets["test"], collate_fn=pad_collate)
-
-    def predict_dataloader(self):
-        return self.loader(self.datasets["test"], collate_fn=pad_collate)

@@ -57,7 +57,26 @@ def pad_collate(items: list[tuple[Tensor, Tensor]], pad_id: int = 0) -> Batch:
     return tokens, mask, torch.stack(labels)
 
 
-class SyntheticSequences(AttnLabDataModule):
+class PaddedSequenceSplits(AttnLabDataModule):
+    """Base of the datamodules whose ``setup`` fills ``self.datasets`` with train/val/test ``SequenceDataset``s:
+    padded ``(tokens, padding_mask, label)`` batches for each split (predict runs on test)."""
+
+    datasets: dict[str, SequenceDataset]
+
+    def train_dataloader(self):
+        return self.loader(self.datasets["train"], shuffle=True, collate_fn=pad_collate)
+
+    def val_dataloader(self):
+        return self.loader(self.datasets["val"], collate_fn=pad_collate)
+
+    def test_dataloader(self):
+        return self.loader(self.datasets["test"], collate_fn=pad_collate)
+
+    def predict_dataloader(self):
+        return self.loader(self.datasets["test"], collate_fn=pad_collate)
+
+
+class SyntheticSequences(PaddedSequenceSplits):
     """Batches of ``(tokens, padding_mask, label)`` for the "majority" task, fixed by ``seed``."""
 
     def __init__(
@@ -91,15 +110,3 @@ class SyntheticSequences(AttnLabDataModule):
                 seqs, labels = make_majority(n, vocab_size=h.vocab_size, num_classes=h.num_classes,
                                              min_len=h.min_len, max_len=h.max_len, seed=h.seed + offset)
                 self.datasets[split] = SequenceDataset(seqs, labels)
-
-    def train_dataloader(self):
-        return self.loader(self.datasets["train"], shuffle=True, collate_fn=pad_collate)
-
-    def val_dataloader(self):
-        return self.loader(self.datasets["val"], collate_fn=pad_collate)
-
-    def test_dataloader(self):
-        return self.loader(self.datasets["test"], collate_fn=pad_collate)
-
-    def predict_dataloader(self):
-        return self.loader(self.datasets["test"], collate_fn=pad_collate)
