@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,20 +27,29 @@ from .base import AttnLabModule, OptimConfig
 
 
 class CharCNN(nn.Module):
-    """Characters of each word (with begin/end markers) -> convolution -> max over the word -> one vector."""
+    """Characters of each word (with begin/end markers) -> convolutions -> max over the word -> one vector.
 
-    def __init__(self, num_chars: int, char_dim: int, channels: int, kernel: int) -> None:
+    ``kernel`` may be a list of widths: one convolution of ``channels`` filters per width, outputs concatenated,
+    so a word vector can hold both short pieces ("s</w>") and whole suffixes ("ing</w>", "ness</w>")."""
+
+    def __init__(self, num_chars: int, char_dim: int, channels: int, kernel: int | Sequence[int]) -> None:
         super().__init__()
+        kernels = [kernel] if isinstance(kernel, int) else list(kernel)
+        if not kernels or any(k < 1 for k in kernels):
+            raise ValueError(f"model.char_kernel must be a positive width or a list of them, got {kernel!r}")
         self.embed = nn.Embedding(num_chars, char_dim, padding_idx=0)
-        self.conv = nn.Conv1d(char_dim, channels, kernel, padding=kernel // 2)
+        self.convs = nn.ModuleList(nn.Conv1d(char_dim, channels, k, padding=k // 2) for k in kernels)
+        self.out_channels = channels * len(kernels)
 
     def forward(self, chars: Tensor) -> Tensor:
-        """(B, L, C) char ids -> (B, L, channels)."""
+        """(B, L, C) char ids -> (B, L, channels · widths)."""
         batch, length, width = chars.shape
         flat = chars.reshape(batch * length, width)
-        h = F.relu(self.conv(self.embed(flat).transpose(1, 2)))  # (B·L, channels, C')
-        h = h[..., :width] * (flat != 0).unsqueeze(1).to(h.dtype)  # padding chars (and padding words) -> 0
-        return h.amax(-1).reshape(batch, length, -1)
+        x = self.embed(flat).transpose(1, 2)
+        real = (flat != 0).unsqueeze(1)
+        # Even widths pad one more on the left than they cut on the right: keep the first ``width`` outputs.
+        h = [(F.relu(conv(x))[..., :width] * real.to(x.dtype)).amax(-1) for conv in self.convs]  # padding -> 0
+        return torch.cat(h, dim=-1).reshape(batch, length, -1)
 
 
 class CharLSTM(nn.Module):
@@ -78,12 +88,14 @@ class WordFeatures(nn.Module):
     """
 
     def __init__(self, vocab: PosVocab, dim: int, word_dim: int, char_dim: int, char_channels: int,
-                 char_kernel: int, dropout: float, word_dropout: float, char_encoder: str = "cnn") -> None:
+                 char_kernel: int | Sequence[int], dropout: float, word_dropout: float,
+                 char_encoder: str = "cnn") -> None:
         super().__init__()
         self.word = nn.Embedding(len(vocab.words), word_dim, padding_idx=0)
         self.chars = (CharCNN(len(vocab.chars), char_dim, char_channels, char_kernel) if char_encoder == "cnn"
                       else CharLSTM(len(vocab.chars), char_dim, char_channels))
-        self.proj = nn.Linear(word_dim + char_channels + len(SHAPES), dim)
+        char_out = self.chars.out_channels if isinstance(self.chars, CharCNN) else char_channels
+        self.proj = nn.Linear(word_dim + char_out + len(SHAPES), dim)
         self.drop = nn.Dropout(dropout)
         self.word_dropout = word_dropout
 
@@ -120,8 +132,9 @@ class Tagger(AttnLabModule):
     ``init_from``: a checkpoint to start a fit from (fine-tuning); its vocabularies are kept and every
     weight whose name and shape match is loaded (``freeze``, ``head_lr_scale``, ``backbone_lr_scale``: see
     ``AttnLabModule``). ``label_smoothing``: of the cross-entropy.
-    ``char_encoder``: how a word's characters become a vector, "cnn" (``char_kernel`` wide, max over the word)
-    or "bilstm" (the spelling read in both directions).
+    ``char_encoder``: how a word's characters become a vector, "cnn" (``char_kernel`` wide, or one convolution
+    of ``char_channels`` filters per width of a list; max over the word) or "bilstm" (the spelling read in both
+    directions).
     """
 
     monitor = "val/acc"
@@ -144,7 +157,7 @@ class Tagger(AttnLabModule):
         word_dim: int = 100,
         char_dim: int = 32,
         char_channels: int = 100,
-        char_kernel: int = 3,
+        char_kernel: int | list[int] = 3,
         char_encoder: Literal["cnn", "bilstm"] = "cnn",
         word_dropout: float = 0.1,
         label_smoothing: float = 0.0,

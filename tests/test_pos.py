@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from apps.cli import find_checkpoint, main
-from apps.pos import Tagger, window_owners, window_starts
+from apps.pos import CharCNN, Tagger, window_owners, window_starts
 from datamodules.pos import (
     IGNORE,
     BucketBatchSampler,
@@ -166,7 +166,7 @@ def test_windows_cover_long_sentences_without_truncation() -> None:
 
 
 @pytest.mark.parametrize("variant", [{"encoder": "bilstm"}, {"position": "rotary"}, {"position": "sinusoidal"},
-                                     {"char_encoder": "bilstm"}])
+                                     {"char_encoder": "bilstm"}, {"char_kernel": [2, 3, 4, 5]}])
 def test_variants_train_a_step(tmp_path: Path, variant: dict) -> None:
     model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, **variant)
     data = SyntheticTreebank(num_train=64, num_val=16, num_test=16, batch_size=16)
@@ -174,6 +174,25 @@ def test_variants_train_a_step(tmp_path: Path, variant: dict) -> None:
                         default_root_dir=tmp_path)
     trainer.fit(model, data)
     assert model.vocab is data.vocab and len(model.head.weight) == len(data.vocab.tags)
+
+
+def test_char_cnn_widths_see_only_the_word() -> None:
+    """One convolution per width, outputs side by side; padding words give zeros and a word's vector does not
+    depend on how long the other words of the batch are (even widths included)."""
+    torch.manual_seed(0)
+    cnn = CharCNN(num_chars=12, char_dim=4, channels=3, kernel=[2, 3, 4])
+    word = torch.tensor([2, 5, 7, 3])
+    short = torch.zeros(1, 2, 4, dtype=torch.long)
+    short[0, 0] = word
+    wide = torch.zeros(1, 2, 9, dtype=torch.long)
+    wide[0, 0, :4] = word
+    wide[0, 1] = torch.arange(1, 10)
+    out_short, out_wide = cnn(short), cnn(wide)
+    assert out_short.shape == (1, 2, 9) and cnn.out_channels == 9
+    torch.testing.assert_close(out_short[0, 0], out_wide[0, 0])
+    assert out_short[0, 1].abs().sum() == 0  # the padding word
+    with pytest.raises(ValueError, match="char_kernel"):
+        CharCNN(num_chars=12, char_dim=4, channels=3, kernel=[])
 
 
 def test_loss_ignores_padding() -> None:
