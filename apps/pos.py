@@ -258,6 +258,9 @@ class Tagger(AttnLabModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "pos_vocab" not in checkpoint:
             raise KeyError("this checkpoint has no 'pos_vocab': it was not saved by apps.pos.Tagger")
+        state = checkpoint.get("state_dict", {})
+        for name in [k for k in state if ".chars.conv." in k]:  # single-width CharCNN of earlier checkpoints
+            state[name.replace(".chars.conv.", ".chars.convs.0.")] = state.pop(name)
         self.set_vocab(PosVocab.from_dict(checkpoint["pos_vocab"]))
         self._share_vocab()
 

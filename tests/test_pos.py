@@ -195,6 +195,20 @@ def test_char_cnn_widths_see_only_the_word() -> None:
         CharCNN(num_chars=12, char_dim=4, channels=3, kernel=[])
 
 
+def test_checkpoint_of_single_width_char_cnn_still_loads() -> None:
+    """Checkpoints from before the list of widths named the one convolution ``chars.conv``."""
+    vocab, _ = _vocab_and_batch([3])
+    model = Tagger(dim=16, depth=1, num_heads=2, word_dim=8, char_channels=8)
+    model.set_vocab(vocab)
+    state = {k.replace(".chars.convs.0.", ".chars.conv."): v.clone() for k, v in model.state_dict().items()}
+    assert any(".chars.conv." in k for k in state)
+    fresh = Tagger(dim=16, depth=1, num_heads=2, word_dim=8, char_channels=8)
+    checkpoint = {"pos_vocab": vocab.to_dict(), "state_dict": state}
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"])
+    torch.testing.assert_close(fresh.features.chars.convs[0].weight, model.features.chars.convs[0].weight)
+
+
 def test_loss_ignores_padding() -> None:
     vocab, batch = _vocab_and_batch([9, 2])
     batch["tags"] = torch.where(batch["mask"], 3, IGNORE)
