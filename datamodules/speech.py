@@ -339,12 +339,13 @@ def read_fold_map(path: str | Path) -> dict[str, str | None]:
     return fold
 
 
-def frame_phones(segments: Sequence[Segment], num_frames: int, cfg: FeatureConfig, audio_rate: int
-                 ) -> list[int]:
-    """For each frame, the index of the segment covering its centre, or -1 (no segment covers it)."""
+def frame_phones(segments: Sequence[Segment], num_frames: int, cfg: FeatureConfig, audio_rate: int,
+                 offset: int = 0) -> list[int]:
+    """For each frame, the index of the segment covering its centre, or -1 (no segment covers it).
+    ``offset``: the frames start that many samples (at ``cfg.sample_rate``) into the audio."""
     if not segments or num_frames == 0:
         return [-1] * num_frames
-    centres = cfg.centres(num_frames) * (audio_rate / cfg.sample_rate)  # in the alignment's samples
+    centres = (cfg.centres(num_frames) + offset) * (audio_rate / cfg.sample_rate)  # in the alignment's samples
     starts = torch.tensor([s.start for s in segments], dtype=torch.float64)
     ends = torch.tensor([s.end for s in segments], dtype=torch.float64)
     index = torch.searchsorted(starts, centres, right=True) - 1
@@ -440,7 +441,8 @@ class SpeechMeta:
 
 # ------------------------------------------------------------------------------------------ batches
 class FeatureDataset(Dataset):
-    """Normalised utterances; SpecAugment (training) on a copy at every access."""
+    """Normalised utterances; SpecAugment (training) on a copy at every access. An item with ``shifted``
+    (copies on moved frame grids, see ``SpeechDataModule``) gives one of its versions at random per access."""
 
     def __init__(self, items: list[dict[str, Any]], augment: SpecAugment | None = None, groups: int = 1) -> None:
         self.items, self.augment, self.groups = items, augment, groups
@@ -450,6 +452,11 @@ class FeatureDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[int, dict[str, Any]]:
         item = self.items[i]
+        shifted = item.get("shifted")
+        if shifted:
+            k = int(torch.randint(len(shifted) + 1, ()))
+            if k:
+                item = {**item, **shifted[k - 1]}
         if self.augment is not None and self.augment.active:
             item = {**item, "features": self.augment(item["features"], self.groups)}
         return i, item
@@ -519,6 +526,11 @@ class SpeechDataModule(AttnLabDataModule):
     test/predict take it from the model's checkpoint before the dataloaders are made.
     ``predict_path``: an audio file or a folder of them (searched recursively); ``predict_output``: where the
     model writes its predictions (default: ``<input stem>.phones/`` or ``<input stem>.labels.tsv``).
+    ``frame_shifts`` (frame-level training data): n > 1 keeps n versions of every training utterance whose frame
+    grid starts 0, hop/n, 2·hop/n, … samples into the audio, with features and frame labels of their own, and
+    each epoch draws one per utterance. Most frame errors sit on phone boundaries, where a 25 ms window mixes
+    two phones; shifted grids show the model the same boundaries at new mixing proportions (n× the training
+    features in memory; val/test/predict are never shifted).
     """
 
     level: Literal["frame", "utterance"] = "frame"
@@ -529,6 +541,7 @@ class SpeechDataModule(AttnLabDataModule):
         spec_augment: SpecAugment | None = None,
         fold_map: str | None = None,
         on_bad_file: OnBadFile = "error",
+        frame_shifts: int = 1,
         cache_dir: str | None = None,
         predict_path: str | None = None,
         predict_output: str | None = None,
@@ -540,6 +553,9 @@ class SpeechDataModule(AttnLabDataModule):
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
         if on_bad_file not in ("error", "skip"):
             raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
+        if frame_shifts < 1:
+            raise ValueError(f"data.frame_shifts must be >= 1 (1 = no shifted copies), got {frame_shifts}")
+        self.frame_shifts = frame_shifts
         self.features = features or FeatureConfig()
         self.spec_augment = spec_augment or SpecAugment()
         self.fold = read_fold_map(fold_map) if fold_map else None
@@ -579,16 +595,17 @@ class SpeechDataModule(AttnLabDataModule):
             self._records[split] = self.load_predict() if split == "predict" else self.load_split(split)
         return self._records[split]
 
-    def _features_of(self, utt: Utterance) -> tuple[Tensor, int, int]:
-        """(features, num_samples, audio_rate) of one utterance, from a cache when possible."""
+    def _features_of(self, utt: Utterance, shift: int = 0) -> tuple[Tensor, int, int]:
+        """(features, num_samples, audio_rate) of one utterance, from a cache when possible. ``shift``: the
+        frames start that many samples (at the features' rate) into the audio."""
         if utt.waveform is not None:
             rate = utt.sample_rate or self.features.sample_rate
             wave = resample(utt.waveform, rate, self.features.sample_rate)
             self.feature_computations += 1
-            return self.extractor(wave), utt.waveform.numel(), rate
+            return self.extractor(wave[shift:]), utt.waveform.numel(), rate
         assert utt.audio is not None
         try:
-            key = _cache_key(utt.audio, self.features)
+            key = _cache_key(utt.audio, self.features) + (f"-shift{shift}" if shift else "")
         except OSError as err:
             raise SpeechDataError("unreadable audio", f"{utt.audio}: unreadable audio ({err})") from err
         if key in _FEATURES:
@@ -602,7 +619,7 @@ class SpeechDataModule(AttnLabDataModule):
             except Exception:  # a damaged cache file is recomputed and rewritten
                 pass
         wave, rate, num_samples = read_audio(utt.audio, self.features.sample_rate)
-        features = self.extractor(wave)
+        features = self.extractor(wave[shift:])
         self.feature_computations += 1
         _FEATURES[key] = (features, num_samples, rate)
         if disk is not None:
@@ -724,27 +741,48 @@ class SpeechDataModule(AttnLabDataModule):
             self._warn_skipped(split, len(self.records(split)))
         if not items:
             raise ValueError(f"{type(self).__name__}: every file of the {split} split was skipped")
+        if split == "train" and self.level == "frame" and self.frame_shifts > 1:
+            self._add_shifted(items, index)
         augment = self.spec_augment if split == "train" else None
         dataset = FeatureDataset(items, augment, groups=1 + self.features.deltas)
         self._encoded[split] = (meta, dataset)
         return dataset
 
+    def _frame_labels(self, p: Prepared, index: dict[str, int], num_frames: int, offset: int = 0) -> Tensor:
+        """The phone id of every frame (``IGNORE`` where no segment covers its centre); ``offset`` as in
+        ``frame_phones``."""
+        assert self.meta is not None
+        if p.segments is None:
+            return torch.full((num_frames,), IGNORE, dtype=torch.long)
+        name = p.utt.alignment or p.utt.where
+        for seg in p.segments:
+            if seg.phone not in index:
+                raise SpeechDataError("unknown phone", f"{name}:{seg.line}: phone {seg.phone!r} does not "
+                                                       f"occur in the training data (the model's phones: "
+                                                       f"{' '.join(meta_preview(self.meta.labels))})")
+        ids = torch.tensor([index[s.phone] for s in p.segments] + [IGNORE])
+        return ids[torch.tensor(frame_phones(p.segments, num_frames, self.features, p.audio_rate, offset))]
+
+    def _add_shifted(self, items: list[dict[str, Any]], index: dict[str, int]) -> None:
+        """Give every training item ``frame_shifts - 1`` copies whose frame grid starts k·hop/frame_shifts
+        samples later, with their own features and labels (see ``frame_shifts`` in the class doc)."""
+        assert self.meta is not None
+        shifts = [round(k * self.features.hop_length / self.frame_shifts) for k in range(1, self.frame_shifts)]
+        for item in items:
+            p: Prepared = item["prepared"]
+            copies = []
+            for shift in shifts:
+                features = self._features_of(p.utt, shift)[0]
+                if features.size(0):
+                    copies.append({"features": self.meta.normalise(features),
+                                   "frame_labels": self._frame_labels(p, index, features.size(0), shift)})
+            item["shifted"] = copies
+
     def _encode(self, p: Prepared, index: dict[str, int], split: str) -> dict[str, Any]:
         assert self.meta is not None
         item: dict[str, Any] = {"features": self.meta.normalise(p.features), "prepared": p}
         if self.level == "frame":
-            labels = torch.full((p.features.size(0),), IGNORE, dtype=torch.long)
-            if p.segments is not None:
-                name = p.utt.alignment or p.utt.where
-                for seg in p.segments:
-                    if seg.phone not in index:
-                        raise SpeechDataError("unknown phone", f"{name}:{seg.line}: phone {seg.phone!r} does not "
-                                                               f"occur in the training data (the model's phones: "
-                                                               f"{' '.join(meta_preview(self.meta.labels))})")
-                ids = torch.tensor([index[s.phone] for s in p.segments] + [IGNORE])
-                labels = ids[torch.tensor(frame_phones(p.segments, p.features.size(0), self.features,
-                                                       p.audio_rate))]
-            item["frame_labels"] = labels
+            item["frame_labels"] = self._frame_labels(p, index, p.features.size(0))
         else:
             label = p.utt.label
             if split != "predict" and label not in index:

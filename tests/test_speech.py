@@ -181,6 +181,29 @@ def test_features_are_computed_once_and_cached_on_disk(tmp_path: Path, monkeypat
     assert again.prepared("train")[0].features.shape == (23, 40)
 
 
+def test_frame_shifts_give_training_copies_on_moved_grids(tmp_path: Path) -> None:
+    """frame_shifts=2: a second version of each training utterance whose frames start 80 samples in. With the
+    pau|a boundary at 1050, frame 5 (centre 1000) is pau on the plain grid and a (centre 1080) on the moved one."""
+    phn = "0 1050 pau\n1050 2600 a\n2600 4000 b\n"
+    audio = [write_utterance(tmp_path / "train", f"tr{i}", noise(4000, i), phn, suffix=".flac") for i in range(2)]
+    write_utterance(tmp_path / "dev", "dv0", noise(4000, 5), PHN)
+    dm = PhoneCorpus(root=str(tmp_path), features=FeatureConfig(n_mels=20), frame_shifts=2)
+    dm.setup("fit")
+    train = dm.dataset("train")
+    item = train.items[0]
+    assert labels_of(dm, "train") == ["pau"] * 6 + ["a"] * 9 + ["b"] * 8
+    (copy,) = item["shifted"]
+    assert [dm.meta.labels[t] for t in copy["frame_labels"].tolist()] == HAND_LABELS
+    wave = speech.read_audio(audio[0], 16000)[0]
+    torch.testing.assert_close(copy["features"], dm.meta.normalise(dm.extractor(wave[80:])))
+    torch.manual_seed(0)
+    drawn = {tuple(train[0][1]["frame_labels"].tolist()) for _ in range(40)}
+    assert drawn == {tuple(item["frame_labels"].tolist()), tuple(copy["frame_labels"].tolist())}
+    assert "shifted" not in dm.dataset("val").items[0]  # evaluation data is never shifted
+    with pytest.raises(ValueError, match="data.frame_shifts"):
+        PhoneCorpus(root=str(tmp_path), frame_shifts=0)
+
+
 def test_spec_augment_masks_training_batches_only(tmp_path: Path) -> None:
     dm = PhoneCorpus(root=str(small_corpus(tmp_path)), features=FeatureConfig(n_mels=20),
                      spec_augment=speech.SpecAugment(freq_masks=2, freq_width=5, time_masks=2, time_width=4))
