@@ -48,6 +48,17 @@ def splice(features: Tensor, mask: Tensor, context: int) -> Tensor:
     return x.transpose(-1, -2).flatten(2)
 
 
+def boundary_frames(labels: Tensor) -> Tensor:
+    """(B, T) frame labels (``IGNORE`` = none) -> (B, T) True where a labelled frame's label differs from that of
+    the frame before or after it: the last frame of a phone and the first of the next."""
+    real = labels != IGNORE
+    change = (labels[:, 1:] != labels[:, :-1]) & real[:, 1:] & real[:, :-1]  # between t and t+1
+    out = torch.zeros_like(real)
+    out[:, 1:] |= change
+    out[:, :-1] |= change
+    return out
+
+
 def _and_end(items: Iterable[Tensor]) -> Iterator[Tensor | None]:
     """The items, then None (the end of the stream)."""
     yield from items
@@ -225,6 +236,8 @@ class FrameClassifier(SpeechModule):
             self.context_mlp = ContextMLP(meta.features.dim, num_classes, h.context, h.mlp_hidden, h.mlp_layers,
                                           h.dropout)
         self.setup_metrics({"acc": MulticlassAccuracy(num_classes, average="micro", ignore_index=IGNORE)})
+        self.region_metrics = nn.ModuleDict({region: MulticlassAccuracy(num_classes, average="micro")
+                                             for region in ("boundary", "interior")})
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
         """(B, T, F) normalised features, (B, T) mask -> (B, T, num_phones) logits."""
@@ -250,7 +263,20 @@ class FrameClassifier(SpeechModule):
         self._step(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+        """Frame accuracy, and separately on phone boundaries (where a 25 ms window mixes two phones) and inside
+        phones: ``test/acc_boundary``, ``test/acc_interior``."""
+        _, preds = self._step(batch, "test")
+        labels = batch["labels"]
+        boundary = boundary_frames(labels)
+        for region, where in (("boundary", boundary), ("interior", ~boundary & (labels != IGNORE))):
+            if bool(where.any()):
+                self.region_metrics[region].update(preds[where], labels[where])
+
+    def on_test_epoch_end(self) -> None:
+        for region, metric in self.region_metrics.items():
+            if metric.update_count:
+                self.log(f"test/acc_{region}", metric.compute())
+            metric.reset()
 
     # ------------------------------------------------------------------ predict
     def on_predict_epoch_start(self) -> None:

@@ -17,7 +17,7 @@ import torch
 import datamodules.speech as speech
 from apps.base import OptimConfig
 from apps.cli import find_checkpoint, main
-from apps.speech import FrameClassifier, UtteranceClassifier
+from apps.speech import FrameClassifier, UtteranceClassifier, boundary_frames
 from core import AttentionPooling, Full, StreamingEncoder, Truncated
 from datamodules.speech import (
     IGNORE,
@@ -204,6 +204,12 @@ def test_frame_shifts_give_training_copies_on_moved_grids(tmp_path: Path) -> Non
         PhoneCorpus(root=str(tmp_path), frame_shifts=0)
 
 
+def test_boundary_frames_are_the_last_and_first_frame_around_a_change() -> None:
+    labels = torch.tensor([[3, 3, 3, 5, 5, 5, 5, 1, IGNORE, IGNORE], [2, 2, IGNORE, 2, 4, 4, 4, 4, 4, 4]])
+    expected = [[0, 0, 1, 1, 0, 0, 1, 1, 0, 0], [0, 0, 0, 1, 1, 0, 0, 0, 0, 0]]
+    assert boundary_frames(labels).int().tolist() == expected
+
+
 def test_spec_augment_masks_training_batches_only(tmp_path: Path) -> None:
     dm = PhoneCorpus(root=str(small_corpus(tmp_path)), features=FeatureConfig(n_mels=20),
                      spec_augment=speech.SpecAugment(freq_masks=2, freq_width=5, time_masks=2, time_width=4))
@@ -378,6 +384,9 @@ def test_synthetic_fit_learns(in_run_dir: Path) -> None:
     attnlab("test", *SMALL, "--ckpt_path", "best")
     metrics = json.loads(ckpt.with_suffix(".metrics.json").read_text())["metrics"]
     assert metrics["test/acc"] > 0.9, metrics
+    # every labelled frame is either on a boundary or inside a phone: the accuracy is their weighted mean
+    low, high = sorted((metrics["test/acc_boundary"], metrics["test/acc_interior"]))
+    assert low - 1e-6 <= metrics["test/acc"] <= high + 1e-6 and low < high, metrics
     model = FrameClassifier.load_from_checkpoint(ckpt, map_location="cpu")
     assert model.meta == SyntheticPhones(num_train=120, features=model.meta.features).build_meta()
     assert model.meta.labels[-1] == "sil" and torch.load(ckpt, weights_only=True)["speech_meta"]["level"] == "frame"
