@@ -28,7 +28,7 @@ and would report the start-up's transient peak (imports) instead of the cell's w
 The table header records the budget, threads and load average; the figure (``--figure``) is LRA's scatter:
 x = training steps/s, y = mean test accuracy over the tasks, circle area = peak memory.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lra.py`` (≈ 20 min on one core; ``--help``).
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lra.py`` (≈ 47 min on one core; ``--help``).
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=200, help="optimizer steps per variant and task")
+    parser.add_argument("--steps", type=int, default=800, help="optimizer steps per variant and task")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--train-examples", type=int, default=2000)
     parser.add_argument("--test-examples", type=int, default=250)
