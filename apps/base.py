@@ -130,6 +130,22 @@ class AttnLabModule(L.LightningModule):
         self._fresh: set[str] = set()  # parameters init_from could not load: trained like the head
         self._frozen = False
 
+    # ---------------------------------------------------------------- steps
+    def shared_step(self, batch: Any, stage: str) -> Tensor:
+        """Loss of one batch at ``stage`` ("train", "val" or "test"), logged. The default train/val/test steps
+        call it, so an app whose stages differ only in name writes this one method (apps override a step
+        where a stage does more, e.g. mixup in training or a test report)."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither shared_step nor its own steps")
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self.shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.shared_step(batch, "test")
+
     # ---------------------------------------------------------------- metrics
     def setup_metrics(self, metrics: Metric | MetricCollection | dict[str, Metric]) -> None:
         """Give each stage its own copy of ``metrics`` (own state), logged as ``<stage>/<name>``."""

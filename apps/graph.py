@@ -324,7 +324,7 @@ class NodeClassifier(AttnLabModule):
             return torch.arange(data.batch_size, device=data.x.device)
         return getattr(data, f"{stage}_mask").nonzero().squeeze(1)
 
-    def _shared_step(self, data: Data, stage: str) -> Tensor:
+    def shared_step(self, data: Data, stage: str) -> Tensor:
         logits = self(data.x, self.pattern(data))
         idx = self.counted(data, stage)
         logits, target = logits[idx], data.y[idx]
@@ -332,15 +332,6 @@ class NodeClassifier(AttnLabModule):
                                else 0.0)
         self.log_step(stage, loss, logits.argmax(-1), target, batch_size=idx.numel())
         return loss
-
-    def training_step(self, batch: Data, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch: Data, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch: Data, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
 
     def on_predict_epoch_start(self) -> None:
         self._predicted: list[dict[str, Tensor]] = []

@@ -330,17 +330,14 @@ class Tagger(AttnLabModule):
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         self._tick("train")
 
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")[0]
+    def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        return self._step(batch, stage)[0]
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         self._tock("train", batch)  # forward, backward and optimizer step
 
     def on_train_epoch_end(self) -> None:
         self.log("train/tokens_per_s", self._throughput("train"))
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
 
     def on_test_epoch_start(self) -> None:
         for metric in self.report_metrics.values():

@@ -18,24 +18,15 @@ from .base import AttnLabModule, OptimConfig
 
 
 class SequenceLabelSteps:
-    """Train/val/test steps of an ``AttnLabModule`` whose batches are ``(tokens, padding_mask, labels)`` with one
+    """``shared_step`` of an ``AttnLabModule`` whose batches are ``(tokens, padding_mask, labels)`` with one
     label per sequence: cross-entropy on ``self(tokens, padding_mask)`` and the module's metrics."""
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
+    def shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
         tokens, padding_mask, labels = batch
         logits = self(tokens, padding_mask)
         loss = F.cross_entropy(logits, labels)
         self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
         return loss
-
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
 
 
 class SequenceClassifier(SequenceLabelSteps, AttnLabModule):

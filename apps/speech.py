@@ -256,11 +256,8 @@ class FrameClassifier(SpeechModule):
         self.log_step(stage, loss, preds[mask], labels[mask], batch_size=int((labels != IGNORE).sum()))
         return loss, preds
 
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")[0]
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
+    def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        return self._step(batch, stage)[0]
 
     def test_step(self, batch, batch_idx: int) -> None:
         """Frame accuracy, and separately on phone boundaries (where a 25 ms window mixes two phones) and inside
@@ -415,22 +412,13 @@ class UtteranceClassifier(SpeechModule):
             pooled = masked_mean(x, mask)
         return self.head(self.drop(pooled))
 
-    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+    def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         logits = self(batch["features"], batch["mask"])
         labels = batch["labels"]
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
         return loss
-
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
 
     def on_predict_epoch_start(self) -> None:
         self._predicted: dict[int, tuple[str, float]] = {}
