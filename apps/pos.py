@@ -64,6 +64,7 @@ class CharLSTM(nn.Module):
             raise ValueError(f"char_channels must be even for the char BiLSTM (half per direction), got {channels}")
         self.embed = nn.Embedding(num_chars, char_dim, padding_idx=0)
         self.lstm = nn.LSTM(char_dim, channels // 2, batch_first=True, bidirectional=True)
+        self.out_channels = channels
 
     def forward(self, chars: Tensor) -> Tensor:
         """(B, L, C) char ids -> (B, L, channels); padding words get zeros."""
@@ -94,8 +95,7 @@ class WordFeatures(nn.Module):
         self.word = nn.Embedding(len(vocab.words), word_dim, padding_idx=0)
         self.chars = (CharCNN(len(vocab.chars), char_dim, char_channels, char_kernel) if char_encoder == "cnn"
                       else CharLSTM(len(vocab.chars), char_dim, char_channels))
-        char_out = self.chars.out_channels if isinstance(self.chars, CharCNN) else char_channels
-        self.proj = nn.Linear(word_dim + char_out + len(SHAPES), dim)
+        self.proj = nn.Linear(word_dim + self.chars.out_channels + len(SHAPES), dim)
         self.drop = nn.Dropout(dropout)
         self.word_dropout = word_dropout
 
