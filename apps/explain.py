@@ -221,8 +221,8 @@ def draw_tagger(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, exampl
     lengths = mask.sum(1).tolist()
     i = _pick(lengths, example, lo=MIN_TOKENS, hi=min(MAX_TOKENS, model.max_len))
     n = lengths[i]
-    one = {k: v[i:i + 1, :n] for k, v in batch.items() if k in ("words", "chars", "shapes", "mask")}
-    x = model.features(one["words"], one["chars"], one["shapes"])
+    one = {k: v[i:i + 1, :n] for k, v in batch.items() if k in ("words", "chars", "shapes", "suffixes", "mask")}
+    x = model.features(one["words"], one["chars"], one["shapes"], one.get("suffixes"))
     encoded, weights = model._encode(x, one["mask"], return_weights=True)
     tags = model.head(encoded)[0].argmax(-1).tolist()
     names = model.vocab.tag_names

@@ -82,28 +82,37 @@ class CharLSTM(nn.Module):
 
 
 class WordFeatures(nn.Module):
-    """Lower-cased word embedding ⊕ char CNN ⊕ shape features, projected to ``dim``.
+    """Lower-cased word embedding ⊕ char CNN ⊕ ending embeddings ⊕ shape features, projected to ``dim``.
 
     ``word_dropout``: while training, a word id is replaced by ``<unk>`` with this probability, so the
     model learns to tag from characters and context the words it has no embedding for.
+    ``suffix_dim``: size of the sum of the embeddings of a word's endings (``PosVocab.suffixes``); 0: unused.
     """
 
     def __init__(self, vocab: PosVocab, dim: int, word_dim: int, char_dim: int, char_channels: int,
                  char_kernel: int | Sequence[int], dropout: float, word_dropout: float,
-                 char_encoder: str = "cnn") -> None:
+                 char_encoder: str = "cnn", suffix_dim: int = 0) -> None:
         super().__init__()
         self.word = nn.Embedding(len(vocab.words), word_dim, padding_idx=0)
         self.chars = (CharCNN(len(vocab.chars), char_dim, char_channels, char_kernel) if char_encoder == "cnn"
                       else CharLSTM(len(vocab.chars), char_dim, char_channels))
-        self.proj = nn.Linear(word_dim + self.chars.out_channels + len(SHAPES), dim)
+        self.suffixes = (nn.EmbeddingBag(len(vocab.suffixes), suffix_dim, mode="sum", padding_idx=0)
+                         if suffix_dim > 0 and vocab.max_suffix > 0 else None)
+        suffix_dim = suffix_dim if self.suffixes is not None else 0
+        self.proj = nn.Linear(word_dim + self.chars.out_channels + suffix_dim + len(SHAPES), dim)
         self.drop = nn.Dropout(dropout)
         self.word_dropout = word_dropout
 
-    def forward(self, words: Tensor, chars: Tensor, shapes: Tensor) -> Tensor:
+    def forward(self, words: Tensor, chars: Tensor, shapes: Tensor, suffixes: Tensor | None = None) -> Tensor:
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words != 0)
             words = words.masked_fill(drop, 1)  # 1 = <unk>
-        x = torch.cat([self.word(words), self.chars(chars), shapes.to(self.proj.weight.dtype)], dim=-1)
+        parts = [self.word(words), self.chars(chars)]
+        if self.suffixes is not None:
+            if suffixes is None:
+                raise ValueError("this tagger embeds word endings: the batch needs 'suffixes' (PosVocab.encode)")
+            parts.append(self.suffixes(suffixes.flatten(0, 1)).view(*words.shape, -1))
+        x = torch.cat([*parts, shapes.to(self.proj.weight.dtype)], dim=-1)
         return self.proj(self.drop(x))
 
 
@@ -134,7 +143,7 @@ class Tagger(AttnLabModule):
     ``AttnLabModule``). ``label_smoothing``: of the cross-entropy.
     ``char_encoder``: how a word's characters become a vector, "cnn" (``char_kernel`` wide, or one convolution
     of ``char_channels`` filters per width of a list; max over the word) or "bilstm" (the spelling read in both
-    directions).
+    directions). ``suffix_dim``: embed the word's endings (``data.max_suffix``) into this many numbers; 0: off.
     """
 
     monitor = "val/acc"
@@ -159,6 +168,7 @@ class Tagger(AttnLabModule):
         char_channels: int = 100,
         char_kernel: int | list[int] = 3,
         char_encoder: Literal["cnn", "bilstm"] = "cnn",
+        suffix_dim: int = 0,
         word_dropout: float = 0.1,
         label_smoothing: float = 0.0,
         init_from: str | None = None,
@@ -177,6 +187,8 @@ class Tagger(AttnLabModule):
             raise ValueError(f"model.encoder must be 'attention' or 'bilstm', got {encoder!r}")
         if char_encoder not in ("cnn", "bilstm"):
             raise ValueError(f"model.char_encoder must be 'cnn' or 'bilstm', got {char_encoder!r}")
+        if suffix_dim < 0:
+            raise ValueError(f"model.suffix_dim must be >= 0, got {suffix_dim}")
         if max_len < 2:
             raise ValueError(f"model.max_len must be >= 2, got {max_len}")
         self.position, self.max_len, self.encoder_kind, self.init_from = position, max_len, encoder, init_from
@@ -211,7 +223,8 @@ class Tagger(AttnLabModule):
         h = self.hparams
         self.vocab = vocab
         self.features = WordFeatures(vocab, h.dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
-                                     h.dropout, h.word_dropout, h.get("char_encoder", "cnn"))
+                                     h.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
+                                     h.get("suffix_dim", 0))
         self.head = nn.Linear(h.dim, len(vocab.tags))
         num_tags = len(vocab.tags)
         self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})
@@ -270,7 +283,7 @@ class Tagger(AttnLabModule):
         if self.features is None:
             raise RuntimeError("Tagger has no vocabulary yet: train it (attnlab fit) or load a checkpoint")
         mask = batch["mask"]
-        x = self.drop(self.features(batch["words"], batch["chars"], batch["shapes"]))
+        x = self.drop(self.features(batch["words"], batch["chars"], batch["shapes"], batch.get("suffixes")))
         x = self._encode_lstm(x, mask) if self.lstm is not None else self._encode_windows(x, mask)
         return self.head(self.drop(x))
 

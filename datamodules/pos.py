@@ -244,6 +244,11 @@ def word_shape(word: str) -> list[bool]:
     ]
 
 
+def word_suffixes(word: str, max_suffix: int) -> list[str]:
+    """The endings of 1..``max_suffix`` characters that are shorter than ``word`` (so never the word itself)."""
+    return [word[-k:] for k in range(1, min(max_suffix, len(word) - 1) + 1)]
+
+
 BOW, EOW = "<w>", "</w>"  # begin / end of word markers around each word's characters
 
 
@@ -256,6 +261,10 @@ class PosVocab:
     training forms (case kept), plus the word markers; ``tags``: the tags of the training data (a gold
     tag outside it maps to ``<unk>``, which the tagger never predicts, so it counts as an error).
     ``max_word_chars``: longer words keep their first and last ``max_word_chars // 2`` characters.
+    ``suffixes``: endings of 1..``max_suffix`` characters of lower-cased training forms longer than the ending,
+    kept when at least ``min_suffix_words`` distinct forms share them ("-ing", "-ly", "-ness"): an unseen
+    word gets an id for each ending it shares with training words, which tells its class more often than
+    not (Brants 2000; Collobert et al. 2011). ``max_suffix`` 0: none (vocabularies saved before they existed).
     """
 
     words: Vocab
@@ -264,13 +273,16 @@ class PosVocab:
     tagset: str = "upos"
     known: frozenset[str] = field(default_factory=frozenset)
     max_word_chars: int = 24
+    suffixes: Vocab = field(default_factory=lambda: Vocab([]))
+    max_suffix: int = 0
 
     @classmethod
     def build(cls, sentences: Sequence[Sentence], tagset: Tagset = "upos", min_freq: int = 2,
-              max_word_chars: int = 24) -> PosVocab:
+              max_word_chars: int = 24, max_suffix: int = 4, min_suffix_words: int = 3) -> PosVocab:
         if not sentences:
             raise ValueError("cannot build a vocabulary from no training sentences")
         counts = Counter(w.lower() for s in sentences for w in s.words)
+        endings = Counter(e for w in counts for e in word_suffixes(w, max_suffix))
         chars = Counter(c for s in sentences for w in s.words for c in w)
         tags = Counter(t for s in sentences for t in (s.tags or ()))
         if not tags:
@@ -282,17 +294,20 @@ class PosVocab:
             tagset=tagset,
             known=frozenset(counts),
             max_word_chars=max_word_chars,
+            suffixes=Vocab(sorted(e for e, n in endings.items() if n >= min_suffix_words)),
+            max_suffix=max_suffix,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and strings: safe for ``torch.load(weights_only=True)`` inside a checkpoint."""
         return {"words": self.words.itos[2:], "chars": self.chars.itos[2:], "tags": self.tags.itos[2:],
-                "tagset": self.tagset, "known": sorted(self.known), "max_word_chars": self.max_word_chars}
+                "tagset": self.tagset, "known": sorted(self.known), "max_word_chars": self.max_word_chars,
+                "suffixes": self.suffixes.itos[2:], "max_suffix": self.max_suffix}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PosVocab:
         return cls(Vocab(d["words"]), Vocab(d["chars"]), Vocab(d["tags"]), d["tagset"], frozenset(d["known"]),
-                   d["max_word_chars"])
+                   d["max_word_chars"], Vocab(d.get("suffixes", [])), d.get("max_suffix", 0))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PosVocab) and self.to_dict() == other.to_dict()
@@ -306,14 +321,20 @@ class PosVocab:
         chars = word if len(word) <= self.max_word_chars else word[:half] + word[-half:]
         return [self.chars.stoi[BOW], *self.chars.ids(chars), self.chars.stoi[EOW]]
 
+    def suffix_ids(self, word: str) -> list[int]:
+        """Ids of the word's endings, shortest first, 0 where the word is too short for one (``max_suffix``,)."""
+        ids = self.suffixes.ids(word_suffixes(word, self.max_suffix))
+        return ids + [0] * (self.max_suffix - len(ids))
+
     def encode(self, words: Sequence[str], tags: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """One sentence as tensors: words (L,), chars (L, C), shapes (L, S), known (L,), tags (L,)."""
+        """One sentence as tensors: words (L,), chars (L, C), suffixes (L, K), shapes (L, S), known (L,), tags (L,)."""
         chars = [self.char_ids(w) for w in words]
         width = max(len(c) for c in chars)
         lowered = [w.lower() for w in words]
         item = {
             "words": torch.tensor(self.words.ids(lowered)),
             "chars": torch.tensor([c + [0] * (width - len(c)) for c in chars]),
+            "suffixes": torch.tensor([self.suffix_ids(w) for w in lowered], dtype=torch.long).view(len(words), -1),
             "shapes": torch.tensor([word_shape(w) for w in words]),
             "known": torch.tensor([w in self.known for w in lowered]),
         }
@@ -330,13 +351,14 @@ def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
     out = {
         "words": torch.zeros(batch, length, dtype=torch.long),
         "chars": torch.zeros(batch, length, width, dtype=torch.long),
+        "suffixes": torch.zeros(batch, length, sentences[0]["suffixes"].size(1), dtype=torch.long),
         "shapes": torch.zeros(batch, length, len(SHAPES), dtype=torch.bool),
         "known": torch.zeros(batch, length, dtype=torch.bool),
         "tags": torch.full((batch, length), IGNORE, dtype=torch.long),
     }
     for i, s in enumerate(sentences):
         n, c = len(s["words"]), s["chars"].size(1)
-        for key in ("words", "shapes", "known", "tags"):
+        for key in ("words", "suffixes", "shapes", "known", "tags"):
             out[key][i, :n] = s[key]
         out["chars"][i, :n, :c] = s["chars"]
     out["mask"] = torch.arange(length)[None, :] < lengths[:, None]
@@ -414,6 +436,8 @@ class PosDataModule(AttnLabDataModule):
         tagset: Tagset = "upos",
         min_word_freq: int = 2,
         max_word_chars: int = 24,
+        max_suffix: int = 4,
+        min_suffix_words: int = 3,
         predict_path: str | None = None,
         predict_format: Literal["auto", "conllu", "text"] = "auto",
         predict_output: str | None = None,
@@ -429,7 +453,11 @@ class PosDataModule(AttnLabDataModule):
             raise ValueError(f"data.min_word_freq must be >= 1, got {min_word_freq}")
         if max_word_chars < 2:
             raise ValueError(f"data.max_word_chars must be >= 2, got {max_word_chars}")
+        if max_suffix < 0 or min_suffix_words < 1:
+            raise ValueError(f"data.max_suffix must be >= 0 and data.min_suffix_words >= 1, got {max_suffix} and "
+                             f"{min_suffix_words}")
         self.tagset, self.min_word_freq, self.max_word_chars = tagset, min_word_freq, max_word_chars
+        self.max_suffix, self.min_suffix_words = max_suffix, min_suffix_words
         self.predict_path, self.predict_format, self.predict_output = predict_path, predict_format, predict_output
         self.seed = seed
         self.vocab: PosVocab | None = None
@@ -454,9 +482,11 @@ class PosDataModule(AttnLabDataModule):
 
     def build_vocab(self) -> PosVocab:
         train = self._split("train")
-        vocab = PosVocab.build(train, self.tagset, self.min_word_freq, self.max_word_chars)
+        vocab = PosVocab.build(train, self.tagset, self.min_word_freq, self.max_word_chars, self.max_suffix,
+                               self.min_suffix_words)
         rank_zero_info(f"vocabulary from {len(train)} training sentences: {len(vocab.words)} words "
                        f"(min_freq={self.min_word_freq}), {len(vocab.chars)} characters, "
+                       f"{len(vocab.suffixes)} endings of up to {self.max_suffix} characters, "
                        f"{len(vocab.tags) - 2} {self.tagset} tags")
         return vocab
 
