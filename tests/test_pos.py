@@ -15,9 +15,11 @@ from apps.cli import find_checkpoint, main
 from apps.pos import CharCNN, Tagger, window_owners, window_starts
 from datamodules.pos import (
     IGNORE,
+    SHAPES,
     BucketBatchSampler,
     ConlluError,
     PosVocab,
+    Sentence,
     SyntheticTreebank,
     UDTreebank,
     collate,
@@ -25,6 +27,7 @@ from datamodules.pos import (
     parse_conllu,
     read_conllu,
     read_text,
+    word_suffixes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +124,39 @@ def test_vocab_unknowns_shapes_and_round_trip() -> None:
     assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
 
 
+def test_word_endings_from_train_only() -> None:
+    """Endings shared by enough training forms get ids; the word itself never counts as its own ending."""
+    assert word_suffixes("walking", 4) == ["g", "ng", "ing", "king"] and word_suffixes("go", 4) == ["o"]
+    words = ["walking", "talking", "singing", "quickly", "slowly", "go"]
+    vocab = PosVocab.build([Sentence(words, ["VERB"] * 6)], min_freq=1, max_suffix=3, min_suffix_words=2)
+    assert {"ing", "ng", "g", "ly", "y"} <= set(vocab.suffixes.itos) and "lly" not in vocab.suffixes
+    ids = vocab.encode(["Jumping", "really", "ox"])["suffixes"]
+    assert ids.shape == (3, 3)
+    assert ids[0].tolist() == vocab.suffixes.ids(["g", "ng", "ing"])  # lower-cased, shortest ending first
+    assert ids[1, 2] == 1 and ids[2].tolist() == [1, 0, 0]  # "lly" too rare -> <unk>; "ox" has one ending
+    assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
+    old = {k: v for k, v in vocab.to_dict().items() if k not in ("suffixes", "max_suffix")}
+    before = PosVocab.from_dict(old)  # saved before endings existed
+    assert before.max_suffix == 0 and before.encode(["Jumping"])["suffixes"].shape == (1, 0)
+    assert collate([(0, before.encode(["a", "b"]))])["suffixes"].shape == (1, 2, 0)
+
+
+def test_ending_embeddings_reach_the_tags() -> None:
+    vocab, batch = _vocab_and_batch([6, 4])
+    assert vocab.max_suffix == 4 and batch["suffixes"].shape[:2] == batch["words"].shape
+    model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, suffix_dim=8)
+    model.set_vocab(vocab)
+    model.eval()
+    assert model.features.proj.in_features == 16 + 16 + 8 + len(SHAPES)
+    changed = dict(batch, suffixes=batch["suffixes"].roll(1, dims=1))
+    assert not torch.allclose(model(batch), model(changed))
+    with pytest.raises(ValueError, match="suffixes"):
+        model({k: v for k, v in batch.items() if k != "suffixes"})
+    plain = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16)
+    plain.set_vocab(vocab)
+    assert plain.features.suffixes is None and plain.features.proj.in_features == 16 + 16 + len(SHAPES)
+
+
 def test_bucket_batches_cover_everything_once() -> None:
     lengths = [int(n) for n in torch.randint(1, 60, (257,), generator=torch.Generator().manual_seed(0))]
     sampler = BucketBatchSampler(lengths, batch_size=8, shuffle=True, seed=1)
@@ -166,7 +202,8 @@ def test_windows_cover_long_sentences_without_truncation() -> None:
 
 
 @pytest.mark.parametrize("variant", [{"encoder": "bilstm"}, {"position": "rotary"}, {"position": "sinusoidal"},
-                                     {"char_encoder": "bilstm"}, {"char_kernel": [2, 3, 4, 5]}])
+                                     {"char_encoder": "bilstm"}, {"char_kernel": [2, 3, 4, 5]},
+                                     {"suffix_dim": 8}])
 def test_variants_train_a_step(tmp_path: Path, variant: dict) -> None:
     model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, **variant)
     data = SyntheticTreebank(num_train=64, num_val=16, num_test=16, batch_size=16)
