@@ -144,6 +144,8 @@ class Tagger(AttnLabModule):
     ``char_encoder``: how a word's characters become a vector, "cnn" (``char_kernel`` wide, or one convolution
     of ``char_channels`` filters per width of a list; max over the word) or "bilstm" (the spelling read in both
     directions). ``suffix_dim``: embed the word's endings (``data.max_suffix``) into this many numbers; 0: off.
+    ``aux_weight``: weight of a second head's loss on the tags of ``data.aux_tagset`` (e.g. XPOS while tagging
+    UPOS; training only): the finer tags (VBD/VBN/VBG, NN/NNS) teach the shared encoder more per word.
     """
 
     monitor = "val/acc"
@@ -169,6 +171,7 @@ class Tagger(AttnLabModule):
         char_kernel: int | list[int] = 3,
         char_encoder: Literal["cnn", "bilstm"] = "cnn",
         suffix_dim: int = 0,
+        aux_weight: float = 0.0,
         word_dropout: float = 0.1,
         label_smoothing: float = 0.0,
         init_from: str | None = None,
@@ -187,6 +190,8 @@ class Tagger(AttnLabModule):
             raise ValueError(f"model.encoder must be 'attention' or 'bilstm', got {encoder!r}")
         if char_encoder not in ("cnn", "bilstm"):
             raise ValueError(f"model.char_encoder must be 'cnn' or 'bilstm', got {char_encoder!r}")
+        if aux_weight < 0:
+            raise ValueError(f"model.aux_weight must be >= 0, got {aux_weight}")
         if suffix_dim < 0:
             raise ValueError(f"model.suffix_dim must be >= 0, got {suffix_dim}")
         if max_len < 2:
@@ -212,6 +217,7 @@ class Tagger(AttnLabModule):
         self.vocab: PosVocab | None = None
         self.features: WordFeatures | None = None
         self.head: nn.Linear | None = None
+        self.aux_head: nn.Linear | None = None
         self._clock: dict[str, float] = {}
 
     # ------------------------------------------------------------------ vocabulary (model <-> datamodule)
@@ -226,6 +232,11 @@ class Tagger(AttnLabModule):
                                      h.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
                                      h.get("suffix_dim", 0))
         self.head = nn.Linear(h.dim, len(vocab.tags))
+        if h.get("aux_weight", 0.0) > 0:
+            if vocab.aux_tagset is None:
+                raise ValueError("model.aux_weight > 0 needs tags of a second column: set data.aux_tagset "
+                                 "(e.g. xpos while data.tagset is upos)")
+            self.aux_head = nn.Linear(h.dim, len(vocab.aux_tags))
         num_tags = len(vocab.tags)
         self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})
         self.report_metrics = nn.ModuleDict({
@@ -280,12 +291,16 @@ class Tagger(AttnLabModule):
     # ------------------------------------------------------------------ model
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         """A batch dict -> (B, L, num_tags) logits."""
+        return self.head(self.hidden(batch))
+
+    def hidden(self, batch: dict[str, Tensor]) -> Tensor:
+        """A batch dict -> (B, L, dim) encoder output (after dropout), what the tag heads read."""
         if self.features is None:
             raise RuntimeError("Tagger has no vocabulary yet: train it (attnlab fit) or load a checkpoint")
         mask = batch["mask"]
         x = self.drop(self.features(batch["words"], batch["chars"], batch["shapes"], batch.get("suffixes")))
         x = self._encode_lstm(x, mask) if self.lstm is not None else self._encode_windows(x, mask)
-        return self.head(self.drop(x))
+        return self.drop(x)
 
     def _encode(self, x: Tensor, mask: Tensor, return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         if self.position == "sinusoidal":
@@ -319,10 +334,16 @@ class Tagger(AttnLabModule):
 
     # ------------------------------------------------------------------ steps
     def _step(self, batch: dict[str, Tensor], stage: str) -> tuple[Tensor, Tensor]:
-        logits = self(batch)
+        hidden = self.hidden(batch)
+        logits = self.head(hidden)
         tags = batch["tags"]
-        loss = F.cross_entropy(logits.flatten(0, 1), tags.flatten(), ignore_index=IGNORE,
-                               label_smoothing=self.hparams.label_smoothing if stage == "train" else 0.0)
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits.flatten(0, 1), tags.flatten(), ignore_index=IGNORE, label_smoothing=smoothing)
+        if stage == "train" and self.aux_head is not None and bool((batch["aux_tags"] != IGNORE).any()):
+            aux = F.cross_entropy(self.aux_head(hidden).flatten(0, 1), batch["aux_tags"].flatten(),
+                                  ignore_index=IGNORE, label_smoothing=smoothing)
+            self.log("train/aux_loss", aux, batch_size=int(batch["mask"].sum()))
+            loss = loss + self.hparams.aux_weight * aux
         mask = batch["mask"]
         preds = logits.argmax(-1)
         self.log_step(stage, loss, preds[mask], tags[mask], batch_size=int(mask.sum()))

@@ -57,6 +57,12 @@ class Sentence:
     tokens: conllu.TokenList | None = None
     where: str = ""
 
+    def column(self, name: str) -> list[str | None] | None:
+        """Another column of the words (``xpos`` beside ``upos`` tags), None per blank value; None without tokens."""
+        if self.tokens is None:
+            return None
+        return [None if t[name] in (None, "_", "") else str(t[name]) for t in self.tokens if isinstance(t["id"], int)]
+
 
 # ----------------------------------------------------------------------------------------------- CoNLL-U
 def parse_conllu(text: str, name: str = "<string>", tagset: Tagset = "upos", require_tags: bool = True
@@ -265,6 +271,7 @@ class PosVocab:
     kept when at least ``min_suffix_words`` distinct forms share them ("-ing", "-ly", "-ness"): an unseen
     word gets an id for each ending it shares with training words, which tells its class more often than
     not (Brants 2000; Collobert et al. 2011). ``max_suffix`` 0: none (vocabularies saved before they existed).
+    ``aux_tags``: the tags of a second column (``aux_tagset``, e.g. XPOS beside UPOS) for an auxiliary loss.
     """
 
     words: Vocab
@@ -275,12 +282,19 @@ class PosVocab:
     max_word_chars: int = 24
     suffixes: Vocab = field(default_factory=lambda: Vocab([]))
     max_suffix: int = 0
+    aux_tags: Vocab = field(default_factory=lambda: Vocab([]))
+    aux_tagset: str | None = None
 
     @classmethod
     def build(cls, sentences: Sequence[Sentence], tagset: Tagset = "upos", min_freq: int = 2,
-              max_word_chars: int = 24, max_suffix: int = 4, min_suffix_words: int = 3) -> PosVocab:
+              max_word_chars: int = 24, max_suffix: int = 4, min_suffix_words: int = 3,
+              aux_tagset: Tagset | None = None) -> PosVocab:
         if not sentences:
             raise ValueError("cannot build a vocabulary from no training sentences")
+        aux = Counter(t for s in sentences for t in (s.column(aux_tagset) or ()) if t) if aux_tagset else Counter()
+        if aux_tagset and not aux:
+            raise ValueError(f"data.aux_tagset={aux_tagset}: the training sentences have no {aux_tagset} column "
+                             "values (CoNLL-U files only; '_' everywhere?)")
         counts = Counter(w.lower() for s in sentences for w in s.words)
         endings = Counter(e for w in counts for e in word_suffixes(w, max_suffix))
         chars = Counter(c for s in sentences for w in s.words for c in w)
@@ -296,18 +310,22 @@ class PosVocab:
             max_word_chars=max_word_chars,
             suffixes=Vocab(sorted(e for e, n in endings.items() if n >= min_suffix_words)),
             max_suffix=max_suffix,
+            aux_tags=Vocab(sorted(aux)),
+            aux_tagset=aux_tagset,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and strings: safe for ``torch.load(weights_only=True)`` inside a checkpoint."""
         return {"words": self.words.itos[2:], "chars": self.chars.itos[2:], "tags": self.tags.itos[2:],
                 "tagset": self.tagset, "known": sorted(self.known), "max_word_chars": self.max_word_chars,
-                "suffixes": self.suffixes.itos[2:], "max_suffix": self.max_suffix}
+                "suffixes": self.suffixes.itos[2:], "max_suffix": self.max_suffix,
+                "aux_tags": self.aux_tags.itos[2:], "aux_tagset": self.aux_tagset}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PosVocab:
         return cls(Vocab(d["words"]), Vocab(d["chars"]), Vocab(d["tags"]), d["tagset"], frozenset(d["known"]),
-                   d["max_word_chars"], Vocab(d.get("suffixes", [])), d.get("max_suffix", 0))
+                   d["max_word_chars"], Vocab(d.get("suffixes", [])), d.get("max_suffix", 0),
+                   Vocab(d.get("aux_tags", [])), d.get("aux_tagset"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PosVocab) and self.to_dict() == other.to_dict()
@@ -326,8 +344,10 @@ class PosVocab:
         ids = self.suffixes.ids(word_suffixes(word, self.max_suffix))
         return ids + [0] * (self.max_suffix - len(ids))
 
-    def encode(self, words: Sequence[str], tags: Sequence[str] | None = None) -> dict[str, Tensor]:
-        """One sentence as tensors: words (L,), chars (L, C), suffixes (L, K), shapes (L, S), known (L,), tags (L,)."""
+    def encode(self, words: Sequence[str], tags: Sequence[str] | None = None,
+               aux_tags: Sequence[str | None] | None = None) -> dict[str, Tensor]:
+        """One sentence as tensors: words (L,), chars (L, C), suffixes (L, K), shapes (L, S), known (L,), tags (L,),
+        aux_tags (L,) (``IGNORE`` where a word has no tag in the second column or none is given)."""
         chars = [self.char_ids(w) for w in words]
         width = max(len(c) for c in chars)
         lowered = [w.lower() for w in words]
@@ -339,6 +359,8 @@ class PosVocab:
             "known": torch.tensor([w in self.known for w in lowered]),
         }
         item["tags"] = torch.tensor(self.tags.ids(tags)) if tags is not None else torch.full((len(words),), IGNORE)
+        item["aux_tags"] = torch.tensor([IGNORE if t is None else self.aux_tags.stoi.get(t, 1)
+                                         for t in (aux_tags or [None] * len(words))], dtype=torch.long)
         return item
 
 
@@ -355,10 +377,11 @@ def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
         "shapes": torch.zeros(batch, length, len(SHAPES), dtype=torch.bool),
         "known": torch.zeros(batch, length, dtype=torch.bool),
         "tags": torch.full((batch, length), IGNORE, dtype=torch.long),
+        "aux_tags": torch.full((batch, length), IGNORE, dtype=torch.long),
     }
     for i, s in enumerate(sentences):
         n, c = len(s["words"]), s["chars"].size(1)
-        for key in ("words", "suffixes", "shapes", "known", "tags"):
+        for key in ("words", "suffixes", "shapes", "known", "tags", "aux_tags"):
             out[key][i, :n] = s[key]
         out["chars"][i, :n, :c] = s["chars"]
     out["mask"] = torch.arange(length)[None, :] < lengths[:, None]
@@ -368,7 +391,8 @@ def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
 
 class EncodedSentences(Dataset):
     def __init__(self, sentences: Sequence[Sentence], vocab: PosVocab) -> None:
-        self.items = [vocab.encode(s.words, s.tags) for s in sentences]
+        aux = vocab.aux_tagset
+        self.items = [vocab.encode(s.words, s.tags, s.column(aux) if aux else None) for s in sentences]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -438,6 +462,7 @@ class PosDataModule(AttnLabDataModule):
         max_word_chars: int = 24,
         max_suffix: int = 4,
         min_suffix_words: int = 3,
+        aux_tagset: Tagset | None = None,
         predict_path: str | None = None,
         predict_format: Literal["auto", "conllu", "text"] = "auto",
         predict_output: str | None = None,
@@ -457,7 +482,10 @@ class PosDataModule(AttnLabDataModule):
             raise ValueError(f"data.max_suffix must be >= 0 and data.min_suffix_words >= 1, got {max_suffix} and "
                              f"{min_suffix_words}")
         self.tagset, self.min_word_freq, self.max_word_chars = tagset, min_word_freq, max_word_chars
-        self.max_suffix, self.min_suffix_words = max_suffix, min_suffix_words
+        if aux_tagset is not None and (aux_tagset not in TAGSETS or aux_tagset == tagset):
+            raise ValueError(f"data.aux_tagset must be null or the other one of {TAGSETS} than data.tagset "
+                             f"({tagset}), got {aux_tagset!r}")
+        self.max_suffix, self.min_suffix_words, self.aux_tagset = max_suffix, min_suffix_words, aux_tagset
         self.predict_path, self.predict_format, self.predict_output = predict_path, predict_format, predict_output
         self.seed = seed
         self.vocab: PosVocab | None = None
@@ -483,11 +511,12 @@ class PosDataModule(AttnLabDataModule):
     def build_vocab(self) -> PosVocab:
         train = self._split("train")
         vocab = PosVocab.build(train, self.tagset, self.min_word_freq, self.max_word_chars, self.max_suffix,
-                               self.min_suffix_words)
+                               self.min_suffix_words, self.aux_tagset)
         rank_zero_info(f"vocabulary from {len(train)} training sentences: {len(vocab.words)} words "
                        f"(min_freq={self.min_word_freq}), {len(vocab.chars)} characters, "
                        f"{len(vocab.suffixes)} endings of up to {self.max_suffix} characters, "
-                       f"{len(vocab.tags) - 2} {self.tagset} tags")
+                       f"{len(vocab.tags) - 2} {self.tagset} tags"
+                       + (f", {len(vocab.aux_tags) - 2} {self.aux_tagset} tags" if self.aux_tagset else ""))
         return vocab
 
     def dataset(self, split: str) -> EncodedSentences:

@@ -10,6 +10,7 @@ import conllu
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 
 from apps.cli import find_checkpoint, main
 from apps.pos import CharCNN, Tagger, window_owners, window_starts
@@ -155,6 +156,41 @@ def test_ending_embeddings_reach_the_tags() -> None:
     plain = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16)
     plain.set_vocab(vocab)
     assert plain.features.suffixes is None and plain.features.proj.in_features == 16 + 16 + len(SHAPES)
+
+
+def test_second_tag_column_feeds_an_auxiliary_loss(tmp_path: Path) -> None:
+    """data.aux_tagset xpos: XPOS ids beside the UPOS tags (ranges and empty nodes left out), and a tagger with
+    aux_weight > 0 adds its head's loss while training only."""
+    path = tmp_path / "edge.conllu"
+    path.write_text(EDGE.replace("\tRB\t", "\t_\t"))  # "n't" has no XPOS
+    data = UDTreebank(train=str(path), dev=str(path), test=str(path), aux_tagset="xpos", batch_size=2)
+    data.setup("fit")
+    vocab = data.vocab
+    assert vocab.aux_tagset == "xpos" and vocab.aux_tags.itos[2:] == [".", "PRP", "VB", "VBP"]
+    batch = next(iter(data.train_dataloader()))
+    first = int((batch["index"] == 0).nonzero()[0, 0])
+    assert batch["aux_tags"][first, :5].tolist() == [*vocab.aux_tags.ids(["PRP", "VBP"]), IGNORE,
+                                                     *vocab.aux_tags.ids(["VB", "."])]
+    assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
+    with pytest.raises(ValueError, match="aux_tagset"):
+        UDTreebank(train=str(path), aux_tagset="upos")  # the same column as the tags
+    torch.manual_seed(0)
+    model = Tagger(dim=16, depth=1, num_heads=2, word_dim=8, char_channels=8, aux_weight=0.5)
+    model.set_vocab(vocab)
+    assert model.aux_head.out_features == len(vocab.aux_tags)
+    model.eval()
+    with torch.no_grad():
+        main_only = F.cross_entropy(model(batch).flatten(0, 1), batch["tags"].flatten(), ignore_index=IGNORE)
+        aux = F.cross_entropy(model.aux_head(model.hidden(batch)).flatten(0, 1), batch["aux_tags"].flatten(),
+                              ignore_index=IGNORE)
+        model.log = lambda *a, **k: None  # no trainer attached
+        model.log_step = lambda *a, **k: None
+        torch.testing.assert_close(model._step(batch, "train")[0], main_only + 0.5 * aux)
+        torch.testing.assert_close(model._step(batch, "val")[0], main_only)
+    plain = UDTreebank(train=str(path), dev=str(path))
+    plain.setup("fit")
+    with pytest.raises(ValueError, match="data.aux_tagset"):
+        Tagger(dim=16, depth=1, num_heads=2, aux_weight=0.5).set_vocab(plain.vocab)
 
 
 def test_bucket_batches_cover_everything_once() -> None:
