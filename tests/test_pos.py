@@ -174,6 +174,11 @@ def test_second_tag_column_feeds_an_auxiliary_loss(tmp_path: Path) -> None:
     assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
     with pytest.raises(ValueError, match="aux_tagset"):
         UDTreebank(train=str(path), aux_tagset="upos")  # the same column as the tags
+    blank = tmp_path / "no_xpos.conllu"
+    blank.write_text(EDGE.replace("\tPRP\t", "\t_\t").replace("\tVBP\t", "\t_\t").replace("\tRB\t", "\t_\t")
+                     .replace("\tVB\t", "\t_\t").replace("\t.\t_", "\t_\t_"))
+    with pytest.raises(ValueError, match="aux_tagset=xpos"):
+        UDTreebank(train=str(blank), dev=str(blank), aux_tagset="xpos").setup("fit")
     torch.manual_seed(0)
     model = Tagger(dim=16, depth=1, num_heads=2, word_dim=8, char_channels=8, aux_weight=0.5)
     model.set_vocab(vocab)
