@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
@@ -232,6 +232,9 @@ class Tagger(AttnLabModule):
                                      h.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
                                      h.get("suffix_dim", 0))
         self.head = nn.Linear(h.dim, len(vocab.tags))
+        if h.get("suffix_dim", 0) > 0 and self.features.suffixes is None:
+            rank_zero_warn("model.suffix_dim > 0 but the vocabulary has no word endings (data.max_suffix: 0, or a "
+                           "vocabulary saved before endings existed): the tagger runs without them")
         if h.get("aux_weight", 0.0) > 0:
             if vocab.aux_tagset is None:
                 raise ValueError("model.aux_weight > 0 needs tags of a second column: set data.aux_tagset "

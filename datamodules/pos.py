@@ -514,7 +514,7 @@ class PosDataModule(AttnLabDataModule):
                                self.min_suffix_words, self.aux_tagset)
         rank_zero_info(f"vocabulary from {len(train)} training sentences: {len(vocab.words)} words "
                        f"(min_freq={self.min_word_freq}), {len(vocab.chars)} characters, "
-                       f"{len(vocab.suffixes)} endings of up to {self.max_suffix} characters, "
+                       f"{len(vocab.suffixes) - 2} endings of up to {self.max_suffix} characters, "
                        f"{len(vocab.tags) - 2} {self.tagset} tags"
                        + (f", {len(vocab.aux_tags) - 2} {self.aux_tagset} tags" if self.aux_tagset else ""))
         return vocab

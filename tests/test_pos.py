@@ -156,6 +156,9 @@ def test_ending_embeddings_reach_the_tags() -> None:
     plain = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16)
     plain.set_vocab(vocab)
     assert plain.features.suffixes is None and plain.features.proj.in_features == 16 + 16 + len(SHAPES)
+    old = PosVocab.from_dict({k: v for k, v in vocab.to_dict().items() if k not in ("suffixes", "max_suffix")})
+    with pytest.warns(UserWarning, match="no word endings"):
+        Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, suffix_dim=8).set_vocab(old)
 
 
 def test_second_tag_column_feeds_an_auxiliary_loss(tmp_path: Path) -> None:
