@@ -116,9 +116,9 @@ def test_banded_block_size_does_not_change_result(block):
 
 
 def test_banded_without_autograd_chunks_and_matches(monkeypatch):
-    from core.backends import banded
+    from core.backends import band_layout
 
-    monkeypatch.setattr(banded, "_CHUNK_ELEMENTS", 512)  # force many chunks
+    monkeypatch.setattr(band_layout, "CHUNK_ELEMENTS", 512)  # force many chunks
     q, k, v = make_qkv(2, 2, 300, 4)
     mask = padding(2, 300)
     with torch.no_grad():
