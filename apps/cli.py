@@ -22,13 +22,11 @@ import importlib
 import inspect
 import json
 import logging
-import os
 import re
-import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -63,8 +61,16 @@ import datamodules.synthetic  # noqa: F401
 import datamodules.vision  # noqa: F401
 from apps.base import AttnLabModule
 from apps.callbacks import EpochSeed, NonFiniteGuard
-
-BEST_POINTER = "best.txt"  # written next to the checkpoints: file name of the best one
+from apps.runs import (
+    app_name,
+    find_checkpoint,
+    metrics_path,
+    next_version,
+    runs_root,
+    version_of,
+    write_atomic,
+    write_best_pointer,
+)
 
 
 def _quiet_lightning() -> None:
@@ -77,74 +83,6 @@ def _quiet_lightning() -> None:
 
 def default_precision() -> str:
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
-
-
-def runs_root(default_root_dir: str | os.PathLike | None) -> Path:
-    """``runs/`` inside the trainer's default_root_dir (the working directory when unset)."""
-    return Path(default_root_dir or ".") / "runs"
-
-
-def _versions(app_dir: Path) -> list[tuple[int, Path]]:
-    matches = ((re.fullmatch(r"version_(\d+)", p.name), p) for p in app_dir.glob("version_*"))
-    return sorted((int(m.group(1)), p) for m, p in matches if m and p.is_dir())
-
-
-def next_version(app_dir: Path) -> int:
-    versions = _versions(app_dir)
-    return versions[-1][0] + 1 if versions else 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _best_from_last(last: Path) -> Path | None:
-    """The best checkpoint named by the ModelCheckpoint state inside ``last.ckpt`` (weights memory-mapped)."""
-    try:
-        ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # unreadable or not weights_only-safe: no answer from this file
-        return None
-    for state in ckpt.get("callbacks", {}).values():
-        best = state.get("best_model_path") if isinstance(state, dict) else None
-        if best:
-            return last.parent / Path(best).name
-    return None
-
-
-def find_checkpoint(app_dir: Path, which: Literal["best", "last"]) -> Path:
-    """Resolve ``best`` / ``last`` in the newest ``version_N`` of ``app_dir`` that holds checkpoints."""
-    runs = [p / "checkpoints" for _, p in reversed(_versions(app_dir)) if (p / "checkpoints").is_dir()]
-    if not runs:
-        raise FileNotFoundError(
-            f"ckpt_path={which!r}: no checkpoints found, searched {app_dir}/version_*/checkpoints/. "
-            "Run `attnlab fit` with this config first, or pass a checkpoint file."
-        )
-    ckpt_dir, last = runs[0], runs[0] / "last.ckpt"
-    if which == "last":
-        if last.is_file():
-            return last
-        raise FileNotFoundError(f"ckpt_path='last': {last} does not exist (is save_last enabled?)")
-    pointer = ckpt_dir / BEST_POINTER
-    best = ckpt_dir / pointer.read_text().strip() if pointer.is_file() else None
-    if best is None and last.is_file():
-        best = _best_from_last(last)
-    if best is not None and best.is_file():
-        return best
-    raise FileNotFoundError(
-        f"ckpt_path='best': no best checkpoint recorded in {ckpt_dir} (looked for {BEST_POINTER} and the "
-        f"ModelCheckpoint state in last.ckpt){'' if best is None else f'; it names {best}, which is missing'}"
-    )
 
 
 class AttnLabCheckpoint(ModelCheckpoint):
@@ -174,17 +112,12 @@ class AttnLabCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero and self.best_model_path and self.dirpath:
-            write_atomic(Path(self.dirpath) / BEST_POINTER, Path(self.best_model_path).name + "\n")
+            write_best_pointer(self.dirpath, self.best_model_path)
 
 
 def _import(class_path: str) -> type:
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
-
-
-def app_name(model_class: type) -> str:
-    """The folder under ``runs/``: the class attribute ``app_name``, else the lower-cased class name."""
-    return getattr(model_class, "app_name", None) or model_class.__name__.lower()
 
 
 def _init_params(cls: type) -> list[str]:
@@ -449,13 +382,7 @@ class AttnLabCLI(LightningCLI):
     def resumed_version(self, app_dir: Path) -> int | None:
         """N when this is a fit from ``<app_dir>/version_N/checkpoints/<file>``, else None."""
         ckpt = self._get(self.config, "ckpt_path") if self.subcommand == "fit" else None
-        if not ckpt:
-            return None
-        folder = Path(ckpt).resolve().parent
-        match = re.fullmatch(r"version_(\d+)", folder.parent.name)
-        if folder.name != "checkpoints" or not match or folder.parent.parent != app_dir.resolve():
-            return None
-        return int(match.group(1))
+        return version_of(ckpt, app_dir) if ckpt else None
 
     # ------------------------------------------------------------------ test
     def test(self, **kwargs: Any) -> list[dict[str, float]]:
@@ -474,10 +401,7 @@ class AttnLabCLI(LightningCLI):
         return results
 
     def save_metrics(self, metrics: dict[str, float], ckpt_path: str | None) -> Path:
-        if ckpt_path:
-            out = Path(ckpt_path).with_suffix(".metrics.json")
-        else:
-            out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "metrics.json"
+        out = metrics_path(ckpt_path, self.trainer.log_dir or self.trainer.default_root_dir)
         config_text = self._parser(self.subcommand).dump(self.config[self.subcommand])
         record = {
             "metrics": metrics,

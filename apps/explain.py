@@ -419,7 +419,7 @@ def draw_vision(model: Any, dm: Any, batch: tuple[Tensor, Tensor], out: Path, ex
     relevance = rollout[:, 0, p:] if net.pool == "cls" else rollout[:, p:, p:].mean(1)
     relevance = relevance.reshape(count, net.grid, net.grid).float().cpu()
     relevance = relevance / relevance.flatten(1).max(1).values.clamp(min=1e-12)[:, None, None]  # max 1 per image
-    stats = (model.data_info or getattr(dm, "stats", None) or {})
+    stats = (model.stats or getattr(dm, "stats", None) or {})
     classes = stats.get("classes") or [str(c) for c in range(logits.size(-1))]
     mean = torch.tensor(stats.get("mean", [0.0])).view(-1, 1, 1)
     std = torch.tensor(stats.get("std", [1.0])).view(-1, 1, 1)

@@ -16,7 +16,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch_geometric.data import Data
 from torchmetrics.classification import MulticlassAccuracy
@@ -333,9 +332,6 @@ class NodeClassifier(AttnLabModule):
         self.log_step(stage, loss, logits.argmax(-1), target, batch_size=idx.numel())
         return loss
 
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: list[dict[str, Tensor]] = []
-
     def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
         """Per node: its id in the full graph, the predicted class and that class's probability."""
         probs = self(batch.x, self.pattern(batch)).softmax(-1)
@@ -344,22 +340,13 @@ class NodeClassifier(AttnLabModule):
         else:
             node_id = batch.n_id if "n_id" in batch else torch.arange(probs.size(0), device=probs.device)
         prob, pred = probs.max(-1)
-        out = {"node_id": node_id, "pred": pred, "prob": prob}
-        self._predicted.append({k: v.cpu() for k, v in out.items()})
-        return out
+        return {"node_id": node_id.cpu(), "pred": pred.cpu(), "prob": prob.cpu()}
 
-    def on_predict_epoch_end(self) -> None:
-        """Write ``node_id,class,prob`` (one row per node, sorted by id) to ``data.predict_output``."""
-        if not self._predicted:
-            return
-        merged = {k: torch.cat([p[k] for p in self._predicted]) for k in ("node_id", "pred", "prob")}
+    def format_predictions(self, outputs: list[dict[str, Tensor]]) -> list[tuple[Path, str]]:
+        """``node_id,class,prob`` (one row per node, sorted by id) to ``data.predict_output``."""
+        merged = {k: torch.cat([p[k] for p in outputs]) for k in ("node_id", "pred", "prob")}
         order = merged["node_id"].argsort()
         rows = zip(*(merged[k][order].tolist() for k in ("node_id", "pred", "prob")), strict=True)
         text = "node_id,class,prob\n" + "".join(f"{n},{c},{p:.6f}\n" for n, c, p in rows)
-        dm = getattr(self.trainer, "datamodule", None)
-        out = Path(getattr(dm, "predict_output", None) or "predictions.csv")
-        if self.trainer.is_global_zero:
-            from apps.cli import write_atomic  # here: apps.cli imports this module
-
-            write_atomic(out, text)
-            rank_zero_info(f"predicted {order.numel()} nodes -> {out}")
+        out = Path(getattr(self.datamodule(), "predict_output", None) or "predictions.csv")
+        return [(out, text)]

@@ -24,6 +24,7 @@ from core import Encoder, Full, LearnedPositions, sinusoidal_positions
 from datamodules.pos import IGNORE, SHAPES, PosVocab, collate
 
 from .base import AttnLabModule, OptimConfig
+from .runs import write_atomic
 
 
 class CharCNN(nn.Module):
@@ -150,6 +151,9 @@ class Tagger(AttnLabModule):
 
     monitor = "val/acc"
     monitor_mode = "max"
+    data_state_key = "pos_vocab"  # word, character, ending and tag vocabularies of the training treebank
+    data_state_attr = "vocab"
+    keep_init_data_state = True  # fine-tuning keeps the source's vocabularies (its embeddings index them)
 
     def __init__(
         self,
@@ -223,11 +227,13 @@ class Tagger(AttnLabModule):
     # ------------------------------------------------------------------ vocabulary (model <-> datamodule)
     def set_vocab(self, vocab: PosVocab) -> None:
         """Build the vocabulary-sized layers (embeddings, head, metrics) for ``vocab``; no-op if unchanged."""
-        if self.vocab == vocab:
-            self.vocab = vocab
-            return
+        self.set_data_state(vocab)
+
+    def unpack_data_state(self, raw: dict[str, Any]) -> PosVocab:
+        return PosVocab.from_dict(raw)
+
+    def build_from_data(self, vocab: PosVocab) -> None:
         h = self.hparams
-        self.vocab = vocab
         self.features = WordFeatures(vocab, h.dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
                                      h.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
                                      h.get("suffix_dim", 0))
@@ -250,46 +256,17 @@ class Tagger(AttnLabModule):
             "acc_unknown": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE),
         })
 
-    def _datamodule(self):
-        trainer = self._trainer
-        return getattr(trainer, "datamodule", None) if trainer is not None else None
-
     def setup(self, stage: str) -> None:
-        """fit: the vocabulary of ``init_from``, else the datamodule's (built from train). Either way the
-        datamodule encodes with the tagger's vocabulary. test/predict: the checkpoint brings it (below).
+        """fit: the vocabulary of ``init_from`` (when it has one), else the datamodule's (built from train).
+        Either way the datamodule encodes with the tagger's vocabulary. test/predict: the checkpoint brings it.
         The weights of ``init_from`` are loaded afterwards, by ``AttnLabModule.prepare_fine_tuning``."""
-        dm = self._datamodule()
-        if stage == "fit" and self.init_from:
-            if not Path(self.init_from).is_file():
-                raise FileNotFoundError(f"model.init_from: checkpoint {self.init_from} does not exist")
-            checkpoint = torch.load(self.init_from, map_location="cpu", weights_only=True)
-            if "pos_vocab" in checkpoint:
-                self.set_vocab(PosVocab.from_dict(checkpoint["pos_vocab"]))
-                rank_zero_info(f"init_from {self.init_from}: keeping its vocabularies")
-            elif dm is not None and dm.vocab is not None:
-                self.set_vocab(dm.vocab)
-        elif self.vocab is None and dm is not None and getattr(dm, "vocab", None) is not None:
-            self.set_vocab(dm.vocab)
-        self._share_vocab()
-
-    def _share_vocab(self) -> None:
-        dm = self._datamodule()
-        if self.vocab is not None and dm is not None and hasattr(dm, "vocab"):
-            dm.vocab = self.vocab
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.vocab is None:
-            raise RuntimeError("Tagger has no vocabulary to save (set_vocab was never called)")
-        checkpoint["pos_vocab"] = self.vocab.to_dict()
+        self.setup_data_state(stage)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "pos_vocab" not in checkpoint:
-            raise KeyError("this checkpoint has no 'pos_vocab': it was not saved by apps.pos.Tagger")
         state = checkpoint.get("state_dict", {})
         for name in [k for k in state if ".chars.conv." in k]:  # single-width CharCNN of earlier checkpoints
             state[name.replace(".chars.conv.", ".chars.convs.0.")] = state.pop(name)
-        self.set_vocab(PosVocab.from_dict(checkpoint["pos_vocab"]))
-        self._share_vocab()
+        super().on_load_checkpoint(checkpoint)
 
     # ------------------------------------------------------------------ model
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
@@ -410,8 +387,6 @@ class Tagger(AttnLabModule):
         self._write_report(report)
 
     def _write_report(self, report: dict[str, Any]) -> None:
-        from apps.cli import write_atomic  # here: apps.cli imports this module
-
         lines = [f"{'tag':<8} {'precision':>9} {'recall':>9} {'f1':>9}"]
         lines += [f"{tag:<8} {r['precision']:>9.4f} {r['recall']:>9.4f} {r['f1']:>9.4f}"
                   for tag, r in report["per_tag"].items()]
@@ -430,30 +405,20 @@ class Tagger(AttnLabModule):
             rank_zero_info("\n".join(lines) + f"\nreport saved to {out}.txt / .json")
 
     # ------------------------------------------------------------------ predict
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: dict[int, list[str]] = {}
-
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
         preds = self(batch).argmax(-1)
         lengths = batch["mask"].sum(1).tolist()
         tags = self.vocab.tag_names
-        out = [(int(i), [tags[t] for t in p[:n].tolist()])
-               for i, p, n in zip(batch["index"].tolist(), preds, lengths, strict=True)]
-        self._predicted.update(out)
-        return out
+        return [(int(i), [tags[t] for t in p[:n].tolist()])
+                for i, p, n in zip(batch["index"].tolist(), preds, lengths, strict=True)]
 
-    def on_predict_epoch_end(self) -> None:
-        """Write the predict input back as CoNLL-U with the tag column filled (path: data.predict_output)."""
-        dm = self._datamodule()
+    def format_predictions(self, outputs: list[list[tuple[int, list[str]]]]) -> list[tuple[Path, str]]:
+        """The predict input written back as CoNLL-U with the tag column filled (path: data.predict_output)."""
+        dm = self.datamodule()
         if dm is None or not hasattr(dm, "render_predictions"):
-            return
-        from apps.cli import write_atomic  # here: apps.cli imports this module
-
-        text = dm.render_predictions(self._predicted, self.vocab.tagset)
-        out = dm.output_path()
-        if self.trainer.is_global_zero:
-            write_atomic(out, text)
-            rank_zero_info(f"tagged {len(self._predicted)} sentences ({self.vocab.tagset}) -> {out}")
+            return []
+        predicted = dict(item for batch in outputs for item in batch)
+        return [(dm.output_path(), dm.render_predictions(predicted, self.vocab.tagset))]
 
     @torch.no_grad()
     def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:

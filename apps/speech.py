@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -92,7 +91,8 @@ class SpeechModule(AttnLabModule):
 
     monitor = "val/acc"
     monitor_mode = "max"
-    meta_key = "speech_meta"
+    data_state_key = "speech_meta"  # the label inventory and feature settings of the training data
+    data_state_attr = "meta"
 
     def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float, attn_dropout: float,
                  drop_path: float, position: Literal["relative", "rotary"], max_relative_distance: int,
@@ -119,40 +119,19 @@ class SpeechModule(AttnLabModule):
     # ------------------------------------------------------------------ meta (model <-> datamodule)
     def set_meta(self, meta: SpeechMeta) -> None:
         """Build the layers whose size depends on the data (input projection, head, metrics); no-op if unchanged."""
-        if self.meta == meta:
-            self.meta = meta
-            return
-        self.meta = meta
+        self.set_data_state(meta)
+
+    def build_from_data(self, meta: SpeechMeta) -> None:
         self.build(meta)
 
     def build(self, meta: SpeechMeta) -> None:
         raise NotImplementedError
 
-    def _datamodule(self):
-        trainer = self._trainer
-        return getattr(trainer, "datamodule", None) if trainer is not None else None
+    def unpack_data_state(self, raw: dict[str, Any]) -> SpeechMeta:
+        return SpeechMeta.from_dict(raw)
 
     def setup(self, stage: str) -> None:
-        dm = self._datamodule()
-        if self.meta is None and dm is not None and getattr(dm, "meta", None) is not None:
-            self.set_meta(dm.meta)
-        self._share_meta()
-
-    def _share_meta(self) -> None:
-        dm = self._datamodule()
-        if self.meta is not None and dm is not None and hasattr(dm, "meta"):
-            dm.meta = self.meta
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.meta is None:
-            raise RuntimeError(f"{type(self).__name__} has no label inventory to save (set_meta was never called)")
-        checkpoint[self.meta_key] = self.meta.to_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.meta_key not in checkpoint:
-            raise KeyError(f"this checkpoint has no {self.meta_key!r}: it was not saved by apps.speech")
-        self.set_meta(SpeechMeta.from_dict(checkpoint[self.meta_key]))
-        self._share_meta()
+        self.setup_data_state(stage)
 
     def _require_meta(self) -> SpeechMeta:
         if self.meta is None:
@@ -276,32 +255,25 @@ class FrameClassifier(SpeechModule):
             metric.reset()
 
     # ------------------------------------------------------------------ predict
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: dict[int, list[str]] = {}
-
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
         labels = self._require_meta().labels
         preds = self(batch["features"], batch["mask"]).argmax(-1)
-        out = [(int(i), [labels[t] for t in p[:int(n)].tolist()])
-               for i, p, n in zip(batch["index"].tolist(), preds, batch["mask"].sum(1), strict=True)]
-        self._predicted.update(out)
-        return out
+        return [(int(i), [labels[t] for t in p[:int(n)].tolist()])
+                for i, p, n in zip(batch["index"].tolist(), preds, batch["mask"].sum(1), strict=True)]
 
-    def on_predict_epoch_end(self) -> None:
+    def format_predictions(self, outputs: list[list[tuple[int, list[str]]]]) -> list[tuple[Path, str]]:
         """Per utterance: ``<id>.frames`` (frame t on line t+1) and ``<id>.PHN`` (segments in audio samples)."""
-        dm = self._datamodule()
+        dm = self.datamodule()
         if dm is None or not hasattr(dm, "output_path"):
-            return
-        from apps.cli import write_atomic  # here: apps.cli imports this module
-
+            return []
         out, cfg = dm.output_path(), self._require_meta().features
-        if self.trainer.is_global_zero:
-            for index, labels in sorted(self._predicted.items()):
-                p = dm.item("predict", index)
-                segments = merge_frames(labels, cfg, p.audio_rate, p.num_samples)
-                write_atomic(out / f"{p.utt.id}.frames", "\n".join(labels) + "\n")
-                write_atomic(out / f"{p.utt.id}.PHN", "".join(f"{s} {e} {lab}\n" for s, e, lab in segments))
-            rank_zero_info(f"labelled {len(self._predicted)} recordings frame by frame -> {out}/")
+        files = []
+        for index, labels in sorted((item for batch in outputs for item in batch), key=lambda item: item[0]):
+            p = dm.item("predict", index)
+            segments = merge_frames(labels, cfg, p.audio_rate, p.num_samples)
+            files.append((out / f"{p.utt.id}.frames", "\n".join(labels) + "\n"))
+            files.append((out / f"{p.utt.id}.PHN", "".join(f"{s} {e} {lab}\n" for s, e, lab in segments)))
+        return files
 
     # ------------------------------------------------------------------ streaming
     @torch.no_grad()
@@ -420,27 +392,18 @@ class UtteranceClassifier(SpeechModule):
         self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
         return loss
 
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: dict[int, tuple[str, float]] = {}
-
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, str, float]]:
         labels = self._require_meta().labels
         probs = self(batch["features"], batch["mask"]).softmax(-1)
         best, ids = probs.max(-1)
-        out = [(int(i), labels[k], float(p)) for i, k, p in zip(batch["index"].tolist(), ids.tolist(),
-                                                                  best.tolist(), strict=True)]
-        self._predicted.update({i: (lab, p) for i, lab, p in out})
-        return out
+        return [(int(i), labels[k], float(p)) for i, k, p in zip(batch["index"].tolist(), ids.tolist(),
+                                                                   best.tolist(), strict=True)]
 
-    def on_predict_epoch_end(self) -> None:
-        dm = self._datamodule()
+    def format_predictions(self, outputs: list[list[tuple[int, str, float]]]) -> list[tuple[Path, str]]:
+        """``id, label, probability`` per recording, one TSV file."""
+        dm = self.datamodule()
         if dm is None or not hasattr(dm, "output_path"):
-            return
-        from apps.cli import write_atomic  # here: apps.cli imports this module
-
-        out = dm.output_path()
-        if self.trainer.is_global_zero:
-            rows = [f"{dm.item('predict', i).utt.id}\t{lab}\t{p:.4f}\n"
-                    for i, (lab, p) in sorted(self._predicted.items())]
-            write_atomic(out, "id\tlabel\tprobability\n" + "".join(rows))
-            rank_zero_info(f"labelled {len(rows)} recordings -> {out}")
+            return []
+        rows = [f"{dm.item('predict', i).utt.id}\t{lab}\t{p:.4f}\n"
+                for i, lab, p in sorted((item for batch in outputs for item in batch), key=lambda item: item[0])]
+        return [(dm.output_path(), "id\tlabel\tprobability\n" + "".join(rows))]

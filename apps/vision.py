@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
@@ -236,6 +235,8 @@ class ViTClassifier(AttnLabModule):
     monitor = "val/acc"
     monitor_mode = "max"
     app_name = "vision"
+    data_state_key = "vision_data"  # class names + normalisation statistics of the training images
+    data_state_attr = "stats"
 
     def __init__(
         self,
@@ -279,7 +280,7 @@ class ViTClassifier(AttnLabModule):
                              f"{cutmix_alpha}")
         self.pattern = pattern  # the object: hparams may hold its config dict
         self.net: nn.Module | None = None
-        self.data_info: dict[str, Any] | None = None  # classes + normalisation, saved with checkpoints
+        self.stats: dict[str, Any] | None = None  # classes + normalisation, saved with checkpoints
         if None not in (image_size, in_channels, num_classes):
             self._build()
 
@@ -304,16 +305,13 @@ class ViTClassifier(AttnLabModule):
             [v2.CutMix(alpha=h.cutmix_alpha, num_classes=num_classes)] if h.cutmix_alpha else [])
         return None if not choices else choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
 
-    def _datamodule(self):
-        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-
     def setup(self, stage: str) -> None:
         """Sizes from the datamodule (checked against given ones), then build (``init_from`` and ``freeze`` follow
-        in ``AttnLabModule.prepare_fine_tuning``)."""
-        dm = self._datamodule()
+        in ``AttnLabModule.prepare_fine_tuning``). Statistics from a checkpoint win over the datamodule's: test
+        and predict normalise like training."""
+        dm = self.datamodule()
         if dm is not None and hasattr(dm, "shape"):
-            if self.data_info is not None:  # from a checkpoint: normalise like training
-                dm.stats = dict(self.data_info)
+            self.setup_data_state(stage)
             channels, size, _ = dm.shape
             for key, value in (("image_size", size), ("in_channels", channels), ("num_classes", dm.num_classes)):
                 given = self.hparams[key]
@@ -323,7 +321,6 @@ class ViTClassifier(AttnLabModule):
                     raise ValueError(f"model.{key}={given} but the data ({type(dm).__name__}) has {value}; set "
                                      f"model.{key}: {value} or null (read from the data), or data.image_size / "
                                      f"data.channels to match the model")
-            self.data_info = dict(dm.stats)
         if self.net is None:
             missing = [k for k in ("image_size", "in_channels", "num_classes") if self.hparams[k] is None]
             if missing:
@@ -395,48 +392,40 @@ class ViTClassifier(AttnLabModule):
         self._eval_step(batch, "test")
 
     # ------------------------------------------------------------------------------------- checkpoint
+    def build_from_data(self, state: dict[str, Any]) -> None:
+        """Nothing to build: the statistics normalise inputs and name classes; sizes come from hparams."""
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.data_info is not None:
-            checkpoint["vision_data"] = self.data_info
+        if self.stats is not None:
+            super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.net is None:
             raise KeyError("this checkpoint holds no image size / channels / classes: not saved by ViTClassifier")
-        self.data_info = checkpoint.get("vision_data")
-        dm = self._datamodule()
-        if self.data_info is not None and dm is not None and hasattr(dm, "stats"):
-            dm.stats = dict(self.data_info)  # normalise (and name classes) like the training data
+        if self.data_state_key in checkpoint:
+            super().on_load_checkpoint(checkpoint)
 
     # ---------------------------------------------------------------------------------------- predict
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: list[tuple[Tensor, Tensor]] = []
-
     def predict_step(self, batch, batch_idx: int) -> tuple[Tensor, Tensor]:
         probs = self(batch[0]).softmax(-1)
         top = probs.topk(min(5, probs.size(-1)), dim=-1)
-        self._predicted.append((top.values.cpu(), top.indices.cpu()))
-        return top.values, top.indices
+        return top.values.cpu(), top.indices.cpu()
 
-    def on_predict_epoch_end(self) -> None:
-        """Write ``image, class_1, prob_1, ..., class_5, prob_5`` per image to ``data.predict_output``."""
-        dm = self._datamodule()
-        if not self._predicted or dm is None or not hasattr(dm, "predict_set"):
-            return
-        from apps.cli import write_atomic  # here: apps.cli imports this module
-
-        probs = torch.cat([p for p, _ in self._predicted])
-        index = torch.cat([i for _, i in self._predicted])
-        classes = (self.data_info or dm.stats)["classes"]
+    def format_predictions(self, outputs: list[tuple[Tensor, Tensor]]) -> list[tuple[Path, str]]:
+        """``image, class_1, prob_1, ..., class_5, prob_5`` per image to ``data.predict_output``."""
+        dm = self.datamodule()
+        if dm is None or not hasattr(dm, "predict_set"):
+            return []
+        probs = torch.cat([p for p, _ in outputs])
+        index = torch.cat([i for _, i in outputs])
+        classes = (self.stats or dm.stats)["classes"]
         k = probs.size(1)
         header = "image," + ",".join(f"class_{r},prob_{r}" for r in range(1, k + 1))
         lines = [header]
         for name, p_row, i_row in zip(dm.predict_set.names, probs.tolist(), index.tolist(), strict=True):
             cells = ",".join(f"{_csv(classes[c])},{p:.6f}" for c, p in zip(i_row, p_row, strict=True))
             lines.append(f"{_csv(name)},{cells}")
-        out = Path(dm.predict_output)
-        if self.trainer.is_global_zero:
-            write_atomic(out, "\n".join(lines) + "\n")
-            rank_zero_info(f"classified {probs.size(0)} images -> {out}")
+        return [(Path(dm.predict_output), "\n".join(lines) + "\n")]
 
 
 def _csv(text: str) -> str:
