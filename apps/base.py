@@ -10,6 +10,7 @@ import fnmatch
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,30 @@ class OptimConfig:
 # Hyperparameters saved by apps built in Python (the CLI saves plain config dicts instead) may hold these;
 # allow them so such checkpoints load under torch.load's weights_only default.
 torch.serialization.add_safe_globals([OptimConfig, Full, Causal, Truncated])
+
+
+class ThroughputClock:
+    """Items per second of the batches between ``start(key)`` and ``stop(key, items)`` (forward, backward and
+    optimizer step when called from the train batch hooks; data loading excluded), summed until ``rate(key)``
+    reads and resets them. One clock for every app that reports tokens/s or frames/s."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._seconds: dict[str, float] = {}
+        self.items: dict[str, float] = {}
+
+    def start(self, key: str) -> None:
+        self._started[key] = time.perf_counter()
+
+    def stop(self, key: str, items: float) -> None:
+        began = self._started.pop(key, None)
+        if began is not None:
+            self._seconds[key] = self._seconds.get(key, 0.0) + time.perf_counter() - began
+        self.items[key] = self.items.get(key, 0.0) + float(items)
+
+    def rate(self, key: str) -> float:
+        seconds, items = self._seconds.pop(key, 0.0), self.items.pop(key, 0.0)
+        return items / seconds if seconds > 0 else 0.0
 
 
 def lr_factor(

@@ -61,6 +61,7 @@ import datamodules.synthetic  # noqa: F401
 import datamodules.vision  # noqa: F401
 from apps.base import AttnLabModule
 from apps.callbacks import EpochSeed, NonFiniteGuard
+from apps.explain import ExplainCallback
 from apps.runs import (
     app_name,
     find_checkpoint,
@@ -222,8 +223,6 @@ class AttnLabTrainer(L.Trainer):
         inventories, normalisation) as ``test`` would; the pictures are drawn before it starts.
         ``weights_only``: as for ``validate`` (accepted so that a fit run's saved ``config.yaml`` works here too).
         """
-        from apps.explain import ExplainCallback  # matplotlib only when drawing
-
         if ckpt_path is None:
             raise ValueError("explain needs --ckpt_path (best, last or a checkpoint file): the pictures show "
                              "trained weights")

@@ -186,21 +186,21 @@ def test_explain_takes_the_config_saved_with_the_run(trained, monkeypatch: pytes
 def test_explain_finds_a_sentence_and_classes_worth_drawing() -> None:
     """Regression: evaluation loaders sort by length (EWT's first batch is one-word sentences) and a validation
     split may be ordered by class (CIFAR's first batch is all airplanes); explain looks further."""
-    from apps.explain import MAX_TOKENS, MIN_TOKENS, first_drawable
+    from apps.plotting import MAX_TOKENS, MIN_TOKENS
     from apps.vision import ViTClassifier
 
     tagger = SequenceClassifier(16, 4, dim=16, depth=1, num_heads=2)
     def batch(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return torch.zeros(4, n, dtype=torch.long), torch.ones(4, n, dtype=torch.bool), torch.zeros(4)
     sorted_by_length = [batch(1), batch(3), batch(MIN_TOKENS + 2), batch(MAX_TOKENS + 5)]
-    assert first_drawable(tagger, sorted_by_length)[1].size(1) == MIN_TOKENS + 2
-    assert first_drawable(tagger, [batch(1), batch(2)])[1].size(1) == 1  # nothing fits: the first batch
+    assert tagger.explain_batch(sorted_by_length)[1].size(1) == MIN_TOKENS + 2
+    assert tagger.explain_batch([batch(1), batch(2)])[1].size(1) == 1  # nothing fits: the first batch
 
     vit = ViTClassifier(dim=16, depth=1, num_heads=2)
     by_class = [(torch.full((5, 1, 8, 8), float(c)), torch.full((5,), c)) for c in range(10)]
-    images, labels = first_drawable(vit, by_class)
+    images, labels = vit.explain_batch(by_class)
     assert labels.tolist() == list(range(8)) and images[:, 0, 0, 0].tolist() == list(range(8))
-    images, labels = first_drawable(vit, by_class[:2])  # two classes: one of each, then the rest in order
+    images, labels = vit.explain_batch(by_class[:2])  # two classes: one of each, then the rest in order
     assert labels.tolist() == [0, 1, 0, 0, 0, 0, 1, 1]
 
 
