@@ -133,7 +133,7 @@ def train_one(task_file: str, variant: str, steps: int, batch: int, max_length: 
 
     from apps.base import lr_factor
     from apps.lra import LRAClassifier
-    from datamodules.synthetic import pad_collate
+    from datamodules.sequences import pad_collate
 
     torch.set_num_threads(1)
     blob = torch.load(task_file, weights_only=False)

@@ -16,7 +16,7 @@ import statistics
 import torch
 from torch import Tensor
 
-from .synthetic import PaddedSequenceSplits, SequenceDataset
+from .sequences import PaddedSequenceSplits, SequenceDataset
 
 OPERATORS = ("MAX", "MIN", "MED", "SM")
 PAD, CLS = 0, 1  # token ids; digits are 2..11, then "[MAX" "[MIN" "[MED" "[SM", then "]"

@@ -27,7 +27,7 @@ from apps.callbacks import NonFiniteError, NonFiniteGuard
 from apps.cli import find_checkpoint, main
 from apps.graph import NodeClassifier
 from apps.sequence import SequenceClassifier
-from datamodules.base import ShardedBatchSampler
+from datamodules.batching import ShardedBatchSampler
 from datamodules.speech import parse_alignment, phone_shapes, synthetic_utterance
 from datamodules.synthetic import SyntheticSequences
 
