@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 import datamodules.speech as speech
+import datamodules.speech.cache as speech_cache
 from apps.base import OptimConfig
 from apps.cli import find_checkpoint, main
 from apps.speech import FrameClassifier, UtteranceClassifier, boundary_frames
@@ -173,7 +174,7 @@ def test_features_are_computed_once_and_cached_on_disk(tmp_path: Path, monkeypat
     trainer.fit(model, dm)
     assert trainer.current_epoch == 2 and dm.feature_computations == 3  # 2 train + 1 dev files, for 2 epochs
     assert len(list(cache.glob("*.pt"))) == 3 and not list(cache.glob(".*.tmp"))
-    monkeypatch.setattr(speech, "_FEATURES", {})  # a new process: only the disk cache is left
+    monkeypatch.setattr(speech_cache, "_FEATURES", {})  # a new process: only the disk cache is left
     again = PhoneCorpus(root=str(root), features=FeatureConfig(n_mels=20, deltas=1), cache_dir=str(cache))
     again.setup("fit")
     assert again.feature_computations == 0
