@@ -14,10 +14,10 @@ import torch.nn.functional as F
 
 from apps.cli import find_checkpoint, main
 from apps.pos import CharCNN, Tagger, window_owners, window_starts
+from datamodules.batching import BucketBatchSampler
 from datamodules.pos import (
     IGNORE,
     SHAPES,
-    BucketBatchSampler,
     ConlluError,
     PosVocab,
     Sentence,
