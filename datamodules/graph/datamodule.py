@@ -1,0 +1,194 @@
+"""``GraphData``: one node-classification graph per run (transductive).
+
+Every stage sees the whole graph and its own node mask, either in one full-batch pass (``mode: full``) or as
+NeighborLoader mini-batches of seed nodes with sampled neighbourhoods (``mode: neighbor``), so memory depends on
+the batch size and fan-outs, not on the graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
+
+from ..base import AttnLabDataModule
+from .checks import STAGE_MASKS, check_graph
+from .csbm import CSBM
+from .sampling import neighbor_loader
+from .sources import PLANETOID, ensure_planetoid_raw, load_file, load_karate, load_planetoid, random_split
+
+Source = Literal["cora", "citeseer", "pubmed", "karate", "csbm", "file"]
+
+
+def _first(items: list[Data]) -> Data:
+    return items[0]
+
+
+# ------------------------------------------------------------------------------------------ datamodule
+class GraphData(AttnLabDataModule):
+    """One node-classification graph; batches are PyG ``Data`` objects.
+
+    ``mode: full`` yields the whole graph once per epoch with ``train_mask`` / ``val_mask`` / ``test_mask``
+    saying which nodes count. ``mode: neighbor`` yields NeighborLoader subgraphs whose first
+    ``batch.batch_size`` nodes are the seeds (the stage's masked nodes, all nodes for predict), sampling
+    ``num_neighbors[h]`` in-neighbours per node at hop h (-1 = all; use one entry per model layer).
+
+    ``split``: "public" (Planetoid's 20 per class / 500 / 1000; Planetoid sources only) or "random"
+    (stratified ``train_fraction`` / ``val_fraction`` / rest, fixed by ``split_seed``). None picks public
+    for Planetoid, the file's own masks for ``source: file`` when it holds all three, random otherwise.
+    ``normalize``: "row" (features sum to 1, as GCN/GAT on Planetoid), "standard" (zero mean, unit
+    variance per column) or "none". ``positional_encoding``: "laplacian"
+    (``pe_dim`` Laplacian eigenvectors) or "random_walk" (``pe_dim`` return probabilities), appended to the
+    (normalised) features. ``predict_output``: the CSV ``attnlab predict`` writes (node_id, class, prob).
+    ``root``: the writable folder Planetoid files are kept in (PyG writes ``processed/`` next to ``raw/``);
+    ``shared_root``: a folder to copy missing raw files from (None: none; a config may name a read-only copy).
+    """
+
+    def __init__(
+        self,
+        source: Source = "karate",
+        root: str = "data/planetoid",
+        shared_root: str | None = None,
+        download: bool = True,
+        path: str | None = None,
+        split: Literal["public", "random"] | None = None,
+        train_fraction: float = 0.6,
+        val_fraction: float = 0.2,
+        split_seed: int = 0,
+        csbm: CSBM | None = None,
+        normalize: Literal["none", "row", "standard"] = "none",
+        positional_encoding: Literal["none", "laplacian", "random_walk"] = "none",
+        pe_dim: int = 8,
+        mode: Literal["full", "neighbor"] = "full",
+        num_neighbors: list[int] | None = None,
+        batch_size: int = 512,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        predict_output: str = "predictions.csv",
+    ) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        self.predict_output = predict_output
+        if source not in (*PLANETOID, "karate", "csbm", "file"):
+            raise ValueError(f"data.source must be one of {[*PLANETOID, 'karate', 'csbm', 'file']}, got {source!r}")
+        if source == "file" and not path:
+            raise ValueError("data.source=file needs data.path: a torch.save'd dict with x, edge_index, y")
+        if split is None:  # a file's own masks when it has all three (see load), else random
+            split = "public" if source in PLANETOID else None if source == "file" else "random"
+        if split == "public" and source not in PLANETOID:
+            raise ValueError(f"data.split=public exists for Planetoid sources only, not {source!r}; use random")
+        if not (0.0 < train_fraction and 0.0 <= val_fraction and train_fraction + val_fraction < 1.0):
+            raise ValueError(f"data: need train_fraction > 0, val_fraction >= 0 and their sum < 1, got "
+                             f"{train_fraction}, {val_fraction}")
+        if mode == "neighbor" and (not num_neighbors or any(k == 0 or k < -1 for k in num_neighbors)):
+            raise ValueError(f"data.mode=neighbor needs num_neighbors: one fan-out per layer, each > 0 or -1 "
+                             f"(all), got {num_neighbors}")
+        if positional_encoding != "none" and pe_dim < 1:
+            raise ValueError(f"data.pe_dim must be >= 1 with positional_encoding={positional_encoding}, "
+                             f"got {pe_dim}")
+        self.source, self.root, self.path = source, Path(root), Path(path) if path else None
+        self.shared_root = Path(shared_root) if shared_root else None
+        self.download, self.split = download, split
+        self.train_fraction, self.val_fraction, self.split_seed = train_fraction, val_fraction, split_seed
+        self.csbm = csbm or CSBM()
+        self.normalize, self.positional_encoding, self.pe_dim = normalize, positional_encoding, pe_dim
+        self.mode, self.num_neighbors = mode, list(num_neighbors or [])
+        self.data: Data | None = None
+
+    # -------------------------------------------------------------------- data
+    def prepare_data(self) -> None:
+        if self.source in PLANETOID:
+            ensure_planetoid_raw(self.source, self.root, self.shared_root, self.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is None:
+            self.data = self.load()
+
+    def load(self) -> Data:
+        """The graph with features normalised, positional encodings appended and masks set, checked."""
+        where = str(self.path) if self.source == "file" else f"data.source={self.source}"
+        if self.source in PLANETOID:
+            data = load_planetoid(self.source, self.root, self.shared_root, self.download)
+        elif self.source == "karate":
+            data = load_karate()
+        elif self.source == "csbm":
+            data = self.csbm.generate()
+        else:
+            data = load_file(self.path)
+        check_graph(data, where)
+        data.y = data.y.long()
+        if self.split == "random" or not all(isinstance(getattr(data, k, None), Tensor) for k in STAGE_MASKS):
+            data.train_mask, data.val_mask, data.test_mask = random_split(
+                data.y, self.train_fraction, self.val_fraction, self.split_seed)
+        if not bool(data.train_mask.any()):
+            raise ValueError(f"{where}: train_mask selects no node")
+        data.x = self._normalized(data.x.float())
+        if self.positional_encoding != "none":
+            data.x = torch.cat([data.x, self._positional(data)], dim=1)
+        return data
+
+    def _normalized(self, x: Tensor) -> Tensor:
+        if self.normalize == "row":
+            return x / x.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        if self.normalize == "standard":
+            return (x - x.mean(0)) / x.std(0).clamp(min=1e-6)
+        return x
+
+    def _positional(self, data: Data) -> Tensor:
+        from torch_geometric.transforms import AddLaplacianEigenvectorPE, AddRandomWalkPE
+
+        graph = Data(edge_index=to_undirected(data.edge_index, num_nodes=data.num_nodes), num_nodes=data.num_nodes)
+        if self.positional_encoding == "laplacian":
+            if self.pe_dim >= data.num_nodes - 1:
+                raise ValueError(f"data.pe_dim={self.pe_dim} Laplacian eigenvectors need more than "
+                                 f"{self.pe_dim + 1} nodes, the graph has {data.num_nodes}")
+            with torch.random.fork_rng():  # the transform flips eigenvector signs at random
+                torch.manual_seed(self.split_seed)
+                graph = AddLaplacianEigenvectorPE(self.pe_dim, attr_name="pe", is_undirected=True)(graph)
+        else:
+            graph = AddRandomWalkPE(self.pe_dim, attr_name="pe")(graph)
+        return graph.pe.float()
+
+    @property
+    def graph(self) -> Data:
+        if self.data is None:
+            self.setup()
+        return self.data
+
+    @property
+    def num_features(self) -> int:
+        return self.graph.x.size(1)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.graph.y.max()) + 1
+
+    @property
+    def edge_dim(self) -> int | None:
+        attr = getattr(self.graph, "edge_attr", None)
+        return None if attr is None else (1 if attr.dim() == 1 else attr.size(1))
+
+    # ----------------------------------------------------------------- loaders
+    def _loader(self, stage: str):
+        data = self.graph
+        if self.mode == "full":
+            return DataLoader([data], batch_size=1, collate_fn=_first)
+        input_nodes = None if stage == "predict" else getattr(data, f"{stage}_mask")
+        return neighbor_loader(data, self.num_neighbors, input_nodes, self.batch_size, shuffle=stage == "train",
+                               num_workers=self.num_workers)
+
+    def train_dataloader(self):
+        return self._loader("train")
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+    def predict_dataloader(self):
+        return self._loader("predict")
