@@ -175,7 +175,7 @@ def test_folder_and_tar_sources(tmp_path: Path) -> None:
 
 
 def test_decoded_folder_is_cached_and_refreshed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import datamodules.vision as vision
+    import datamodules.vision.cache as vision  # read_folder_cached looks read_folder up there
 
     folder = write_folder(tmp_path)
     first = VisionData(source="folder", path=str(folder), root=str(tmp_path / "data"))

@@ -1,0 +1,39 @@
+"""The decoded-folder cache: ``read_folder`` once, its result saved (atomically, with ``apps.runs.save_atomic``)
+under ``cache_dir`` and reused while the folder holds the same files, so later runs skip decoding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+
+from apps.runs import save_atomic
+
+from .images import ImageSet, list_images, read_folder
+
+
+def read_folder_cached(folder: Path, cache_dir: Path | None, on_bad_file: Literal["error", "skip"] = "error",
+                       size: int | None = None) -> ImageSet:
+    """``read_folder`` with its decoded result saved under ``cache_dir`` (atomically), keyed by the folder and
+    image size, and reused while the folder holds the same files (count, first and last name)."""
+    if cache_dir is None:
+        return read_folder(folder, on_bad_file, size)
+    files, _, _ = list_images(folder)
+    key = [str(folder.resolve()), len(files), str(files[0]), str(files[-1]), size, on_bad_file]
+    cache = cache_dir / f"{folder.parent.name}-{folder.name}-{size or 'native'}.pt"
+    if cache.is_file():
+        try:
+            saved = torch.load(cache, map_location="cpu", weights_only=True)
+            if saved.get("key") == key:
+                return ImageSet(saved["images"], saved["labels"], saved["classes"], saved["names"])
+        except Exception:  # unreadable or stale cache: decode again
+            pass
+    rank_zero_info(f"decoding {len(files)} images of {folder} (once: cached in {cache})")
+    images = read_folder(folder, on_bad_file, size)
+    saved = {"key": key, "images": images.images, "labels": images.labels, "classes": images.classes,
+             "names": images.names}
+    save_atomic(cache, lambda tmp: torch.save(saved, tmp))
+    return images
