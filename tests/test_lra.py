@@ -11,10 +11,11 @@ import torch
 
 from apps.cli import AttnLabCLI
 from core import BigBird, Longformer, Strided
-from datamodules.bytetext import DEFAULT_ROOT, GENRES, ByteText, passages, read_documents
+from datamodules.bytetext import GENRES, ByteText, passages, read_documents
 from datamodules.listops import TOKEN_ID, ListOps, _grow, evaluate, make_listops, to_tokens
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+EWT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud"  # development copy, when there
 
 
 def parse(expression: str) -> object:
@@ -91,9 +92,9 @@ def test_read_documents_takes_genre_and_document_from_sentence_ids(tmp_path):
         read_documents(f)
 
 
-@pytest.mark.skipif(not (DEFAULT_ROOT / "en_ewt-ud-dev.conllu").is_file(), reason="EWT files not available")
+@pytest.mark.skipif(not (EWT / "en_ewt-ud-dev.conllu").is_file(), reason="EWT files not available")
 def test_byte_text_on_ewt_has_every_genre():
-    dm = ByteText(max_len=256, max_train=50, max_eval=40, batch_size=8)
+    dm = ByteText(root=str(EWT), max_len=256, max_train=50, max_eval=40, batch_size=8)
     dm.setup()
     assert len(dm.datasets["train"]) == 50 and len(dm.datasets["test"]) == 40
     labels = torch.cat([dm.datasets[s].labels for s in ("train", "val", "test")])
