@@ -464,7 +464,7 @@ BAD_GRAPHS = [
     (lambda d: setattr(d, "y", torch.zeros(4, dtype=torch.long)), "`x` has 5 rows (nodes) but `y` has 4"),
     (lambda d: setattr(d, "y", torch.zeros(5, 2, dtype=torch.long)), "`y` must be an integer tensor"),
     (lambda d: setattr(d, "y", torch.zeros(5)), "`y` must be an integer tensor"),
-    (lambda d: setattr(d, "y", torch.tensor([0, 1, -1, 0, 1])), "`y` holds label -1"),
+    (lambda d: setattr(d, "y", torch.tensor([0, 1, -2, 0, 1])), "`y` holds label -2"),  # -1: unlabelled
     (lambda d: setattr(d, "edge_index", torch.tensor([[0, 1, 2]])), "`edge_index` must be an integer tensor of "
                                                                       "shape (2, num_edges)"),
     (lambda d: setattr(d, "edge_index", torch.zeros(3, 4, dtype=torch.long)), "`edge_index` must be"),
@@ -541,8 +541,8 @@ def test_file_source_loads_a_saved_graph_with_its_masks(tmp_path: Path) -> None:
 
 def test_file_source_errors(tmp_path: Path) -> None:
     g = good_graph()
-    bad_keys = save_graph(tmp_path / "bad.pt", x=g.x, edge_index=g.edge_index, y=g.y, labels=g.y)
-    with pytest.raises(ValueError, match=r"unexpected keys \['labels'\]"):
+    bad_keys = save_graph(tmp_path / "bad.pt", x=g.x, edge_index=g.edge_index, labels=g.y)  # y named otherwise
+    with pytest.raises(ValueError, match=r"missing `y`.*holds \['edge_index', 'labels', 'x'\]"):
         GraphData(source="file", path=str(bad_keys)).setup()
     no_y = save_graph(tmp_path / "no_y.pt", x=g.x, edge_index=g.edge_index)
     with pytest.raises(ValueError, match="missing `y`"):
@@ -551,7 +551,7 @@ def test_file_source_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"wrong\.pt: `edge_index` out of range"):
         GraphData(source="file", path=str(wrong)).setup()
     torch.save([g.x], tmp_path / "list.pt")
-    with pytest.raises(ValueError, match="expected a dict with keys x, edge_index, y, got list"):
+    with pytest.raises(ValueError, match="expected a dict with keys x, edge_index, y, or a torch_geometric Data"):
         load_file(tmp_path / "list.pt")
     (tmp_path / "text.pt").write_text("not a tensor file")
     with pytest.raises(ValueError, match="cannot be read"):

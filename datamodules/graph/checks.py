@@ -12,8 +12,8 @@ STAGE_MASKS = ("train_mask", "val_mask", "test_mask")
 def check_graph(data: Data, where: str) -> Data:
     """Raise one ValueError naming ``where`` and the offending key unless ``data`` is a consistent graph.
 
-    Expected: ``x`` float (N, F); ``y`` integer (N,) with labels >= 0; ``edge_index`` integer (2, E) with
-    ids in [0, N); optional ``edge_attr`` (E, D); optional masks bool (N,).
+    Expected: ``x`` float (N, F); ``y`` integer (N,) with labels >= 0 (-1: unlabelled, in no mask);
+    ``edge_index`` integer (2, E) with ids in [0, N); optional ``edge_attr`` (E, D); optional masks bool (N,).
     """
     x, y, edge_index = getattr(data, "x", None), getattr(data, "y", None), getattr(data, "edge_index", None)
     for key, value in (("x", x), ("y", y), ("edge_index", edge_index)):
@@ -30,8 +30,10 @@ def check_graph(data: Data, where: str) -> Data:
     if y.size(0) != num_nodes:
         raise ValueError(f"{where}: features/labels size mismatch: `x` has {num_nodes} rows (nodes) but `y` has "
                          f"{y.size(0)} labels; expected one label per node")
-    if y.numel() and int(y.min()) < 0:
-        raise ValueError(f"{where}: `y` holds label {int(y.min())}; expected class ids >= 0")
+    if y.numel() and int(y.min()) < -1:
+        raise ValueError(f"{where}: `y` holds label {int(y.min())}; expected class ids >= 0 (-1: unlabelled)")
+    if y.numel() and int(y.max()) < 0:
+        raise ValueError(f"{where}: `y` labels no node (all -1); expected class ids >= 0 on some nodes")
     if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.is_floating_point():
         raise ValueError(f"{where}: `edge_index` must be an integer tensor of shape (2, num_edges) holding "
                          f"(source, target) rows, got {edge_index.dtype} {tuple(edge_index.shape)}")
@@ -48,4 +50,7 @@ def check_graph(data: Data, where: str) -> Data:
         if mask is not None and (mask.dtype != torch.bool or tuple(mask.shape) != (num_nodes,)):
             raise ValueError(f"{where}: `{key}` must be a bool tensor of shape ({num_nodes},), got {mask.dtype} "
                              f"{tuple(mask.shape)}")
+        if mask is not None and bool((y[mask] < 0).any()):
+            raise ValueError(f"{where}: `{key}` selects {int((y[mask] < 0).sum())} unlabelled node(s) (y = -1); "
+                             f"masks may select labelled nodes only")
     return data

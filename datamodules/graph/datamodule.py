@@ -8,7 +8,7 @@ the batch size and fan-outs, not on the graph.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -19,10 +19,14 @@ from torch_geometric.utils import to_undirected
 from ..base import AttnLabDataModule
 from .checks import STAGE_MASKS, check_graph
 from .csbm import CSBM
+from .files import load_file
+from .pyg import load_pyg
 from .sampling import neighbor_loader
-from .sources import PLANETOID, ensure_planetoid_raw, load_file, load_karate, load_planetoid, random_split
+from .sources import PLANETOID, ensure_planetoid_raw, load_karate, load_planetoid, random_split
+from .tables import load_csv
 
-Source = Literal["cora", "citeseer", "pubmed", "karate", "csbm", "file"]
+Source = Literal["cora", "citeseer", "pubmed", "karate", "csbm", "file", "pyg", "csv"]
+SOURCES = (*PLANETOID, "karate", "csbm", "file", "pyg", "csv")
 
 
 def _first(items: list[Data]) -> Data:
@@ -40,7 +44,11 @@ class GraphData(AttnLabDataModule):
 
     ``split``: "public" (Planetoid's 20 per class / 500 / 1000; Planetoid sources only) or "random"
     (stratified ``train_fraction`` / ``val_fraction`` / rest, fixed by ``split_seed``). None picks public
-    for Planetoid, the file's own masks for ``source: file`` when it holds all three, random otherwise.
+    for Planetoid, the graph's own masks for ``source: file`` / ``pyg`` when it holds all three, random otherwise.
+    Your own graph: ``source: file`` (``path``: a ``torch.save``d PyG ``Data`` or dict), ``source: pyg``
+    (``dataset``: a ``torch_geometric.datasets`` class name, ``dataset_args``: its other arguments, kept under
+    ``root``) or ``source: csv`` (``nodes`` / ``edges`` CSV files; ``id_column``, ``label_column``,
+    ``feature_columns``, ``source_column``, ``target_column`` name their columns; empty labels = unlabelled).
     ``normalize``: "row" (features sum to 1, as GCN/GAT on Planetoid), "standard" (zero mean, unit
     variance per column) or "none". ``positional_encoding``: "laplacian"
     (``pe_dim`` Laplacian eigenvectors) or "random_walk" (``pe_dim`` return probabilities), appended to the
@@ -70,15 +78,31 @@ class GraphData(AttnLabDataModule):
         num_workers: int = 0,
         pin_memory: bool | None = None,
         predict_output: str = "predictions.csv",
+        dataset: str | None = None,
+        dataset_args: dict[str, Any] | None = None,
+        nodes: str | None = None,
+        edges: str | None = None,
+        id_column: str = "id",
+        label_column: str = "label",
+        feature_columns: list[str] | None = None,
+        source_column: str = "source",
+        target_column: str = "target",
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
         self.predict_output = predict_output
-        if source not in (*PLANETOID, "karate", "csbm", "file"):
-            raise ValueError(f"data.source must be one of {[*PLANETOID, 'karate', 'csbm', 'file']}, got {source!r}")
+        if source not in SOURCES:
+            raise ValueError(f"data.source must be one of {list(SOURCES)}, got {source!r}")
         if source == "file" and not path:
-            raise ValueError("data.source=file needs data.path: a torch.save'd dict with x, edge_index, y")
-        if split is None:  # a file's own masks when it has all three (see load), else random
-            split = "public" if source in PLANETOID else None if source == "file" else "random"
+            raise ValueError("data.source=file needs data.path: a torch.save'd torch_geometric Data or dict with x, "
+                             "edge_index, y")
+        if source == "pyg" and not dataset:
+            raise ValueError("data.source=pyg needs data.dataset: a torch_geometric.datasets class name, e.g. Amazon "
+                             "(with data.dataset_args: {name: Photo})")
+        if source == "csv" and not (nodes and edges):
+            raise ValueError("data.source=csv needs data.nodes and data.edges: a nodes CSV (id, label, features) "
+                             "and an edges CSV (source, target)")
+        if split is None:  # a file's or dataset's own masks when it has all three (see load), else random
+            split = "public" if source in PLANETOID else None if source in ("file", "pyg") else "random"
         if split == "public" and source not in PLANETOID:
             raise ValueError(f"data.split=public exists for Planetoid sources only, not {source!r}; use random")
         if not (0.0 < train_fraction and 0.0 <= val_fraction and train_fraction + val_fraction < 1.0):
@@ -97,7 +121,14 @@ class GraphData(AttnLabDataModule):
         self.csbm = csbm or CSBM()
         self.normalize, self.positional_encoding, self.pe_dim = normalize, positional_encoding, pe_dim
         self.mode, self.num_neighbors = mode, list(num_neighbors or [])
+        self.dataset, self.dataset_args = dataset, dict(dataset_args or {})
+        self.nodes, self.edges = nodes, edges
+        self.columns = dict(id_column=id_column, label_column=label_column, feature_columns=feature_columns,
+                            source_column=source_column, target_column=target_column)
         self.data: Data | None = None
+        # The user's node ids and class names (source: csv); None: nodes and classes are their indices.
+        self.node_ids: list[str] | None = None
+        self.class_names: list[str] | None = None
 
     # -------------------------------------------------------------------- data
     def prepare_data(self) -> None:
@@ -110,13 +141,19 @@ class GraphData(AttnLabDataModule):
 
     def load(self) -> Data:
         """The graph with features normalised, positional encodings appended and masks set, checked."""
-        where = str(self.path) if self.source == "file" else f"data.source={self.source}"
+        where = str(self.path) if self.source == "file" else f"{self.nodes}" if self.source == "csv" \
+            else f"data.source={self.source}"
         if self.source in PLANETOID:
             data = load_planetoid(self.source, self.root, self.shared_root, self.download)
         elif self.source == "karate":
             data = load_karate()
         elif self.source == "csbm":
             data = self.csbm.generate()
+        elif self.source == "pyg":
+            data = load_pyg(self.dataset, self.root, self.dataset_args)
+        elif self.source == "csv":
+            table = load_csv(self.nodes, self.edges, **self.columns)
+            data, self.node_ids, self.class_names = table.data, table.node_ids, table.classes
         else:
             data = load_file(self.path)
         check_graph(data, where)

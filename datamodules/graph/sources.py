@@ -6,9 +6,9 @@ Sources
                               from ``shared_root`` (``data.shared_root``, when set and complete), else
                               downloaded (connected machines only); no default location besides ``data.root``
     karate                    PyG's built-in KarateClub (34 nodes, 4 classes), random stratified split
-    file                      a ``torch.save``d dict with ``x``, ``edge_index``, ``y`` (+ optional masks,
-                              ``edge_attr``) at ``path``
-(``csbm``, a generated graph, lives in ``datamodules.graph.csbm``.)
+    file                      a ``torch.save``d PyG ``Data`` or dict at ``path`` (``datamodules.graph.files``)
+(``csbm``, a generated graph, lives in ``datamodules.graph.csbm``; any ``torch_geometric.datasets`` class in
+``datamodules.graph.pyg``; CSV node and edge tables in ``datamodules.graph.tables``.)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..paths import DataNotFoundError, describe
-from .checks import STAGE_MASKS
+from .files import load_file  # noqa: F401  (kept importable here: the reader lives in files.py)
 
 PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 PLANETOID_SUFFIXES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -86,31 +86,12 @@ def load_karate() -> Data:
     return Data(x=data.x, edge_index=data.edge_index, y=data.y)
 
 
-def load_file(path: Path) -> Data:
-    """A graph saved with ``torch.save({"x": ..., "edge_index": ..., "y": ..., ...}, path)`` (or a PyG Data)."""
-    if not path.is_file():
-        raise DataNotFoundError(f"data.path = {describe(path)} does not exist (source=file); expected a "
-                                f"torch.save'd dict with keys x (N, F), edge_index (2, E), y (N,) and optional "
-                                f"train_mask/val_mask/test_mask. Set data.path to one you saved")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot be read as a torch.save'd dict of tensors ({type(err).__name__}: "
-                         f"{err})") from err
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a dict with keys x, edge_index, y, got {type(obj).__name__}")
-    known = {"x", "edge_index", "y", "edge_attr", *STAGE_MASKS}
-    unknown = sorted(set(obj) - known)
-    if unknown:
-        raise ValueError(f"{path}: unexpected keys {unknown}; expected {sorted(known)}")
-    return Data(**obj)
-
-
 def random_split(y: Tensor, train: float, val: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Stratified masks: per class ``train`` and ``val`` fractions (at least one training node), rest test."""
+    """Stratified masks: per class ``train`` and ``val`` fractions (at least one training node), rest test;
+    unlabelled nodes (``y`` = -1) are in no mask."""
     g = torch.Generator().manual_seed(seed)
     masks = [torch.zeros(y.size(0), dtype=torch.bool) for _ in range(3)]
-    for c in y.unique().tolist():
+    for c in y[y >= 0].unique().tolist():
         members = (y == c).nonzero().squeeze(1)
         members = members[torch.randperm(members.numel(), generator=g)]
         n_train = max(1, int(round(train * members.numel())))
