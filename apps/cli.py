@@ -72,6 +72,7 @@ from apps.runs import (
     write_atomic,
     write_best_pointer,
 )
+from apps.upgrade import checkpoint_model_config
 
 
 def _quiet_lightning() -> None:
@@ -312,6 +313,13 @@ class AttnLabCLI(LightningCLI):
                     f"ckpt_path={ckpt_path} was saved by {saved}, but the config's model is {configured}: evaluate a "
                     f"checkpoint with the config it was trained with (to start a {configured.rsplit('.', 1)[-1]} "
                     "from part of it, use model.init_from in a fit)")
+            # LightningCLI's own step (the model's hyperparameters from the checkpoint), with hyperparameters
+            # of older versions upgraded to today's keys first (apps.upgrade)
+            model = checkpoint_model_config(ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None,
+                                            configured)
+            if model:
+                self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+            return
         super()._parse_ckpt_path()
 
     # ------------------------------------------------------------------ trainer

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import EdgeMask, MultiHeadSelfAttention
+from core import AttentionConfig, EdgeMask, MultiHeadSelfAttention
 
 from .base import AttnLabModule, OptimConfig
 
@@ -48,8 +48,9 @@ class GraphLayer(nn.Module):
         per_head = out_dim // num_heads if concat else out_dim
         if kind == "attention":
             width = out_dim if concat else out_dim * num_heads
-            self.conv = MultiHeadSelfAttention(width, num_heads, score=score, additive_activation=additive_activation,
-                                               attn_dropout=attn_dropout, edge_dim=edge_dim, in_dim=in_dim,
+            attention = AttentionConfig(num_heads=num_heads, score=score, additive_activation=additive_activation,
+                                        attn_dropout=attn_dropout)
+            self.conv = MultiHeadSelfAttention(width, attention, edge_dim=edge_dim, in_dim=in_dim,
                                                out_proj=mix_heads and concat, shared_qkv=shared_qkv)
             if init == "glorot":  # as GAT: Glorot-uniform per projection (PyTorch's Linear default is ~2x smaller)
                 for chunk in self.conv.qkv.weight.data.chunk(1 if shared_qkv else 3, dim=0):

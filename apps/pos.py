@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
 
-from core import Encoder, Full, LearnedPositions, sinusoidal_positions
+from core import Encoder, EncoderConfig, Full, LearnedPositions, sinusoidal_positions
 from datamodules.pos import IGNORE, SHAPES, PosVocab, collate
 
 from .base import AttnLabModule, OptimConfig
@@ -132,13 +132,20 @@ def window_owners(starts: list[int], window: int, length: int) -> Tensor:
     return torch.bucketize(torch.arange(length), torch.tensor(bounds, dtype=torch.long), right=True)
 
 
+# the Tagger's default encoder: relative positions up to ±16 words
+TAGGER_ENCODER = EncoderConfig(dim=128, depth=2, num_heads=4, dropout=0.1, position="relative",
+                               max_relative_distance=16)
+
+
 class Tagger(AttnLabModule):
     """Tag every word of a sentence. Batches: dicts from ``datamodules.pos`` (words, chars, shapes, mask, tags).
 
-    ``position``: "sinusoidal" / "learned" are added to the word vectors; "relative" / "rotary" act inside
-    attention. ``max_len``: the longest window the attention encoder sees at once; longer sentences are
-    tagged in windows overlapping by half (each word keeps the output of the window it is most central in),
-    never truncated. ``encoder: bilstm`` ignores the attention settings and uses ``lstm_layers``.
+    ``encoder``: the ``core.EncoderConfig`` (``model.encoder``; relative positions by default).
+    ``position``: "sinusoidal" / "learned" are added to the word vectors, "none" (default): only the
+    encoder's own ``encoder.position`` ("relative" / "rotary", inside attention). ``max_len``: the longest
+    window the attention encoder sees at once; longer sentences are tagged in windows overlapping by half
+    (each word keeps the output of the window it is most central in), never truncated. ``backbone: bilstm``
+    ignores the attention settings (it uses ``encoder.dim`` and ``encoder.dropout``) and uses ``lstm_layers``.
     ``init_from``: a checkpoint to start a fit from (fine-tuning); its vocabularies are kept and every
     weight whose name and shape match is loaded (``freeze``, ``head_lr_scale``, ``backbone_lr_scale``: see
     ``AttnLabModule``). ``label_smoothing``: of the cross-entropy.
@@ -157,17 +164,10 @@ class Tagger(AttnLabModule):
 
     def __init__(
         self,
-        dim: int = 128,
-        depth: int = 2,
-        num_heads: int = 4,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.0,
-        position: Literal["sinusoidal", "learned", "relative", "rotary"] = "relative",
-        max_relative_distance: int = 16,
+        encoder: EncoderConfig = TAGGER_ENCODER,
+        position: Literal["sinusoidal", "learned", "none"] = "none",
         max_len: int = 256,
-        encoder: Literal["attention", "bilstm"] = "attention",
+        backbone: Literal["attention", "bilstm"] = "attention",
         lstm_layers: int = 2,
         word_dim: int = 100,
         char_dim: int = 32,
@@ -188,10 +188,11 @@ class Tagger(AttnLabModule):
         super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
                          head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
-        if position not in ("sinusoidal", "learned", "relative", "rotary"):
-            raise ValueError(f"model.position must be sinusoidal, learned, relative or rotary, got {position!r}")
-        if encoder not in ("attention", "bilstm"):
-            raise ValueError(f"model.encoder must be 'attention' or 'bilstm', got {encoder!r}")
+        if position not in ("sinusoidal", "learned", "none"):
+            raise ValueError(f"model.position must be sinusoidal, learned or none, got {position!r} (positions "
+                             "inside attention: model.encoder.position relative|rotary)")
+        if backbone not in ("attention", "bilstm"):
+            raise ValueError(f"model.backbone must be 'attention' or 'bilstm', got {backbone!r}")
         if char_encoder not in ("cnn", "bilstm"):
             raise ValueError(f"model.char_encoder must be 'cnn' or 'bilstm', got {char_encoder!r}")
         if aux_weight < 0:
@@ -200,21 +201,20 @@ class Tagger(AttnLabModule):
             raise ValueError(f"model.suffix_dim must be >= 0, got {suffix_dim}")
         if max_len < 2:
             raise ValueError(f"model.max_len must be >= 2, got {max_len}")
-        self.position, self.max_len, self.encoder_kind, self.init_from = position, max_len, encoder, init_from
+        self.position, self.max_len, self.encoder_kind, self.init_from = position, max_len, backbone, init_from
+        self.encoder_config = encoder
+        dim, dropout = encoder.dim, encoder.dropout
         self.drop = nn.Dropout(dropout)
         self.learned_positions = None
         self.lstm = None
-        if encoder == "attention":
+        if backbone == "attention":
             if position == "learned":
                 self.learned_positions = LearnedPositions(max_len, dim)
-            self.encoder = Encoder(
-                dim=dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout,
-                attn_dropout=attn_dropout, drop_path=drop_path, max_relative_distance=max_relative_distance,
-                position=position if position in ("relative", "rotary") else "none",
-            )
+            self.encoder = Encoder(encoder)
         else:
             if dim % 2:
-                raise ValueError(f"model.dim must be even for the bilstm encoder (dim/2 per direction), got {dim}")
+                raise ValueError(f"model.encoder.dim must be even for the bilstm backbone (dim/2 per direction), "
+                                 f"got {dim}")
             self.lstm = nn.LSTM(dim, dim // 2, num_layers=lstm_layers, bidirectional=True, batch_first=True,
                                 dropout=dropout if lstm_layers > 1 else 0.0)
             self.lstm_norm = nn.LayerNorm(dim)
@@ -233,11 +233,11 @@ class Tagger(AttnLabModule):
         return PosVocab.from_dict(raw)
 
     def build_from_data(self, vocab: PosVocab) -> None:
-        h = self.hparams
-        self.features = WordFeatures(vocab, h.dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
-                                     h.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
+        h, dim = self.hparams, self.encoder_config.dim
+        self.features = WordFeatures(vocab, dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
+                                     self.encoder_config.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
                                      h.get("suffix_dim", 0))
-        self.head = nn.Linear(h.dim, len(vocab.tags))
+        self.head = nn.Linear(dim, len(vocab.tags))
         if h.get("suffix_dim", 0) > 0 and self.features.suffixes is None:
             rank_zero_warn("model.suffix_dim > 0 but the vocabulary has no word endings (data.max_suffix: 0, or a "
                            "vocabulary saved before endings existed): the tagger runs without them")
@@ -245,7 +245,7 @@ class Tagger(AttnLabModule):
             if vocab.aux_tagset is None:
                 raise ValueError("model.aux_weight > 0 needs tags of a second column: set data.aux_tagset "
                                  "(e.g. xpos while data.tagset is upos)")
-            self.aux_head = nn.Linear(h.dim, len(vocab.aux_tags))
+            self.aux_head = nn.Linear(dim, len(vocab.aux_tags))
         num_tags = len(vocab.tags)
         self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})
         self.report_metrics = nn.ModuleDict({

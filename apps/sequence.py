@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import Encoder, Full, LearnedPositions, Pattern, masked_mean, sinusoidal_positions
+from core import Encoder, EncoderConfig, Full, LearnedPositions, Pattern, masked_mean, sinusoidal_positions
 
 from .base import AttnLabModule, OptimConfig
 
@@ -32,8 +32,9 @@ class SequenceLabelSteps:
 class SequenceClassifier(SequenceLabelSteps, AttnLabModule):
     """Classify a whole padded sequence. Batches are ``(tokens (B, L), padding_mask (B, L), labels (B,))``.
 
-    ``position``: "sinusoidal" / "learned" are added to the embeddings here; "rotary" / "relative" act
-    inside attention (passed to the encoder); "none" leaves the model order-blind.
+    ``encoder``: the ``core.EncoderConfig`` (``model.encoder: {dim, depth, num_heads, score, position, ...}``).
+    ``position``: "sinusoidal" / "learned" are added to the embeddings here; positions inside attention are
+    ``encoder.position`` ("rotary" / "relative"); both "none" leave the model order-blind.
     ``pattern``: which keys each token attends to, e.g. ``core.Truncated(left=2, right=2)``.
     ``init_from`` / ``freeze`` / ``head_lr_scale`` / ``backbone_lr_scale``: fine-tuning, see ``AttnLabModule``.
     """
@@ -45,13 +46,8 @@ class SequenceClassifier(SequenceLabelSteps, AttnLabModule):
         self,
         vocab_size: int,
         num_classes: int,
-        dim: int = 64,
-        depth: int = 2,
-        num_heads: int = 4,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.1,
-        score: Literal["dot", "additive"] = "dot",
-        position: Literal["sinusoidal", "learned", "rotary", "relative", "none"] = "sinusoidal",
+        encoder: EncoderConfig = SEQUENCE_ENCODER,
+        position: Literal["sinusoidal", "learned", "none"] = "sinusoidal",
         max_positions: int = 512,
         pattern: Pattern = Full(),
         init_from: str | None = None,
@@ -64,14 +60,15 @@ class SequenceClassifier(SequenceLabelSteps, AttnLabModule):
         super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
                          head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
-        self.position, self.pattern = position, pattern
+        if position not in ("sinusoidal", "learned", "none"):
+            raise ValueError(f"model.position must be sinusoidal, learned or none, got {position!r} (positions "
+                             "inside attention: model.encoder.position rotary|relative)")
+        self.position, self.pattern, self.encoder_config = position, pattern, encoder
+        dim = encoder.dim
         self.embed = nn.Embedding(vocab_size, dim)
         self.learned_positions = LearnedPositions(max_positions, dim) if position == "learned" else None
-        self.drop = nn.Dropout(dropout)
-        self.encoder = Encoder(
-            dim=dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout, score=score,
-            position=position if position in ("rotary", "relative") else "none",
-        )
+        self.drop = nn.Dropout(encoder.dropout)
+        self.encoder = Encoder(encoder)
         self.head = nn.Linear(dim, num_classes)
         self.setup_metrics({"acc": MulticlassAccuracy(num_classes)})
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import AttentionPooling, Encoder, Full, Pattern, StreamingEncoder, Truncated, masked_mean
+from core import AttentionPooling, Encoder, EncoderConfig, Full, Pattern, StreamingEncoder, Truncated, masked_mean
 from datamodules.speech import (
     IGNORE,
     FeatureExtractor,
@@ -81,6 +81,11 @@ class ContextMLP(nn.Module):
         return self.net(splice(features, mask, self.context))
 
 
+# both speech apps' default encoder: relative positions up to ±32 frames
+SPEECH_ENCODER = EncoderConfig(dim=128, depth=4, num_heads=4, mlp_ratio=2.0, dropout=0.1, position="relative",
+                               max_relative_distance=32)
+
+
 class SpeechModule(AttnLabModule):
     """What both speech apps share: the meta handshake with the datamodule, input projection and encoder.
 
@@ -94,24 +99,40 @@ class SpeechModule(AttnLabModule):
     data_state_key = "speech_meta"  # the label inventory and feature settings of the training data
     data_state_attr = "meta"
 
-    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float, attn_dropout: float,
-                 drop_path: float, position: Literal["relative", "rotary"], max_relative_distance: int,
-                 pattern: Pattern, input_context: int, optim: OptimConfig | None, compile: bool,
-                 **fine_tuning: Any) -> None:
-        super().__init__(optim=optim, compile=compile, **fine_tuning)
-        if position not in ("relative", "rotary"):
-            raise ValueError(f"model.position must be 'relative' or 'rotary' (frames are compared by distance), "
-                             f"got {position!r}")
+    def __init__(
+        self,
+        encoder: EncoderConfig = SPEECH_ENCODER,
+        pattern: Pattern = Truncated(32, 32),
+        input_context: int = 0,
+        label_smoothing: float = 0.0,
+        init_from: str | None = None,
+        freeze: str | list[str] | None = None,
+        head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
+        optim: OptimConfig | None = None,
+        compile: bool = False,
+    ) -> None:
+        """The options both speech apps take (each app adds its own and passes these on as ``**shared``).
+
+        ``encoder``: the ``core.EncoderConfig`` (``model.encoder``); its ``position`` must be "relative" (Shaw,
+        ``max_relative_distance`` frames) or "rotary", its ``dropout`` also drops the projected inputs and the
+        head's input. ``pattern``: ``core.Truncated(left, right)`` in frames or ``core.Full``. ``input_context``:
+        ±frames spliced into each input vector. ``label_smoothing``: of the cross-entropy (training only).
+        """
+        super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
+                         head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
+        self.save_hyperparameters()  # with the calling app's own arguments (Lightning collects both frames)
+        if encoder.position not in ("relative", "rotary"):
+            raise ValueError(f"model.encoder.position must be 'relative' or 'rotary' (frames are compared by "
+                             f"distance), got {encoder.position!r}")
         if not isinstance(pattern, (Truncated, Full)):
             raise ValueError(f"model.pattern must be core.Truncated or core.Full, got {pattern!r}")
         if input_context < 0:
             raise ValueError(f"model.input_context must be >= 0, got {input_context}")
         self.pattern, self.input_context = pattern, input_context
-        self.dim = dim
-        self.encoder_args = {"dim": dim, "depth": depth, "num_heads": num_heads, "mlp_ratio": mlp_ratio,
-                             "dropout": dropout, "attn_dropout": attn_dropout, "drop_path": drop_path,
-                             "position": position, "max_relative_distance": max_relative_distance}
-        self.drop = nn.Dropout(dropout)
+        self.encoder_config, self.label_smoothing = encoder, label_smoothing
+        self.dim = encoder.dim
+        self.drop = nn.Dropout(encoder.dropout)
         self.meta: SpeechMeta | None = None
         self.input: nn.Linear | None = None
         self._clock: dict[str, float] = {}
@@ -160,8 +181,8 @@ class SpeechModule(AttnLabModule):
 class FrameClassifier(SpeechModule):
     """One phone per 10 ms frame. Batches: dicts from ``datamodules.speech`` (features, mask, labels, index).
 
-    ``pattern``: ``core.Truncated(left, right)`` in frames (or ``core.Full``); ``position``: "relative" (Shaw,
-    ``max_relative_distance`` frames) or "rotary". ``encoder: context_mlp`` ignores the attention settings and
+    Shared options (``encoder``, ``pattern``, ``input_context``, ...): see ``SpeechModule.__init__``.
+    ``backbone: context_mlp`` ignores the encoder's attention settings (it uses ``encoder.dropout``) and
     uses ``context`` / ``mlp_hidden`` / ``mlp_layers``. Padding and unlabelled frames count in neither loss nor
     accuracy. ``predict`` writes ``<id>.frames`` (one phone per frame) and ``<id>.PHN`` (merged segments
     ``start end phone`` in samples of the audio) per utterance into ``data.predict_output``.
@@ -169,51 +190,31 @@ class FrameClassifier(SpeechModule):
 
     def __init__(
         self,
-        dim: int = 128,
-        depth: int = 4,
-        num_heads: int = 4,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.0,
-        position: Literal["relative", "rotary"] = "relative",
-        max_relative_distance: int = 32,
-        pattern: Pattern = Truncated(32, 32),
-        input_context: int = 0,
-        encoder: Literal["attention", "context_mlp"] = "attention",
+        backbone: Literal["attention", "context_mlp"] = "attention",
         context: int = 5,
         mlp_hidden: int = 512,
         mlp_layers: int = 2,
-        label_smoothing: float = 0.0,
-        init_from: str | None = None,
-        freeze: str | list[str] | None = None,
-        head_lr_scale: float = 1.0,
-        backbone_lr_scale: float = 1.0,
-        optim: OptimConfig | None = None,
-        compile: bool = False,
+        **shared: Any,
     ) -> None:
-        super().__init__(dim, depth, num_heads, mlp_ratio, dropout, attn_dropout, drop_path, position,
-                         max_relative_distance, pattern, input_context, optim, compile, init_from=init_from,
-                         freeze=freeze, head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
-        self.save_hyperparameters()
-        if encoder not in ("attention", "context_mlp"):
-            raise ValueError(f"model.encoder must be 'attention' or 'context_mlp', got {encoder!r}")
+        super().__init__(**shared)
+        if backbone not in ("attention", "context_mlp"):
+            raise ValueError(f"model.backbone must be 'attention' or 'context_mlp', got {backbone!r}")
         if context < 0 or mlp_layers < 0 or mlp_hidden < 1:
             raise ValueError(f"model.context ({context}) and model.mlp_layers ({mlp_layers}) must be >= 0, "
                              f"model.mlp_hidden ({mlp_hidden}) >= 1")
-        self.encoder_kind = encoder
-        self.encoder = Encoder(**self.encoder_args) if encoder == "attention" else None
+        self.encoder_kind = backbone
+        self.encoder = Encoder(self.encoder_config) if backbone == "attention" else None
         self.head: nn.Linear | None = None
         self.context_mlp: ContextMLP | None = None
 
     def build(self, meta: SpeechMeta) -> None:
         h, num_classes = self.hparams, len(meta.labels)
         if self.encoder_kind == "attention":
-            self.input = nn.Linear(meta.features.dim * (2 * h.input_context + 1), h.dim)
-            self.head = nn.Linear(h.dim, num_classes)
+            self.input = nn.Linear(meta.features.dim * (2 * self.input_context + 1), self.dim)
+            self.head = nn.Linear(self.dim, num_classes)
         else:
             self.context_mlp = ContextMLP(meta.features.dim, num_classes, h.context, h.mlp_hidden, h.mlp_layers,
-                                          h.dropout)
+                                          self.encoder_config.dropout)
         self.setup_metrics({"acc": MulticlassAccuracy(num_classes, average="micro", ignore_index=IGNORE)})
         self.region_metrics = nn.ModuleDict({region: MulticlassAccuracy(num_classes, average="micro")
                                              for region in ("boundary", "interior")})
@@ -228,7 +229,7 @@ class FrameClassifier(SpeechModule):
     def _step(self, batch: dict[str, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         logits = self(batch["features"], batch["mask"])
         labels, mask = batch["labels"], batch["mask"]
-        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        smoothing = self.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE,
                                label_smoothing=smoothing)
         preds = logits.argmax(-1)
@@ -285,8 +286,8 @@ class FrameClassifier(SpeechModule):
         input frames and, per encoder block, ``left + right`` vectors (see ``core.streaming``)."""
         self._require_meta()
         if self.encoder is None or not isinstance(self.pattern, Truncated):
-            raise ValueError("streaming needs model.encoder: attention with a core.Truncated pattern "
-                             f"(bounded context), got encoder={self.encoder_kind!r}, pattern={self.pattern!r}")
+            raise ValueError("streaming needs model.backbone: attention with a core.Truncated pattern "
+                             f"(bounded context), got backbone={self.encoder_kind!r}, pattern={self.pattern!r}")
         was_training = self.training
         self.eval()
         try:
@@ -332,46 +333,27 @@ class UtteranceClassifier(SpeechModule):
     """One label per recording (spoken digits, keywords): the encoder, then ``pooling`` -> linear head.
 
     ``pooling: attention`` is a learned query per head over the frames (``core.AttentionPooling``, ``pool_heads``);
-    ``mean`` averages the real frames. ``predict`` writes ``id<TAB>label<TAB>probability`` lines to
+    ``mean`` averages the real frames. Shared options (``encoder``, ``pattern``, ...): see
+    ``SpeechModule.__init__``. ``predict`` writes ``id<TAB>label<TAB>probability`` lines to
     ``data.predict_output``.
     """
 
     def __init__(
         self,
-        dim: int = 128,
-        depth: int = 4,
-        num_heads: int = 4,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.0,
-        position: Literal["relative", "rotary"] = "relative",
-        max_relative_distance: int = 32,
-        pattern: Pattern = Truncated(32, 32),
-        input_context: int = 0,
         pooling: Literal["attention", "mean"] = "attention",
         pool_heads: int = 4,
-        label_smoothing: float = 0.0,
-        init_from: str | None = None,
-        freeze: str | list[str] | None = None,
-        head_lr_scale: float = 1.0,
-        backbone_lr_scale: float = 1.0,
-        optim: OptimConfig | None = None,
-        compile: bool = False,
+        **shared: Any,
     ) -> None:
-        super().__init__(dim, depth, num_heads, mlp_ratio, dropout, attn_dropout, drop_path, position,
-                         max_relative_distance, pattern, input_context, optim, compile, init_from=init_from,
-                         freeze=freeze, head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
-        self.save_hyperparameters()
+        super().__init__(**shared)
         if pooling not in ("attention", "mean"):
             raise ValueError(f"model.pooling must be 'attention' or 'mean', got {pooling!r}")
-        self.encoder = Encoder(**self.encoder_args)
-        self.pool = AttentionPooling(dim, pool_heads) if pooling == "attention" else None
+        self.encoder = Encoder(self.encoder_config)
+        self.pool = AttentionPooling(self.dim, pool_heads) if pooling == "attention" else None
         self.head: nn.Linear | None = None
 
     def build(self, meta: SpeechMeta) -> None:
-        self.input = nn.Linear(meta.features.dim * (2 * self.input_context + 1), self.hparams.dim)
-        self.head = nn.Linear(self.hparams.dim, len(meta.labels))
+        self.input = nn.Linear(meta.features.dim * (2 * self.input_context + 1), self.dim)
+        self.head = nn.Linear(self.dim, len(meta.labels))
         self.setup_metrics({"acc": MulticlassAccuracy(len(meta.labels), average="micro")})
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
@@ -387,7 +369,7 @@ class UtteranceClassifier(SpeechModule):
     def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         logits = self(batch["features"], batch["mask"])
         labels = batch["labels"]
-        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        smoothing = self.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
         return loss

@@ -26,12 +26,16 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
-from core import Encoder, Full, Pattern, sinusoidal_2d
+from core import Encoder, EncoderConfig, Full, Pattern, sinusoidal_2d
 
 from .base import AttnLabModule, OptimConfig
 
 Backbone = Literal["vit", "resnet"]
 
+# ``ViT``'s encoder when none is given: ViT-Ti-like, LayerNorm epsilon 1e-6 as torchvision/timm
+VIT_ENCODER = EncoderConfig(dim=192, depth=6, num_heads=3, norm_eps=1e-6)
+# ``ViTClassifier``'s default: narrower MLPs and stochastic depth, for training from scratch on small data
+VIT_CLASSIFIER_ENCODER = VIT_ENCODER.replace(mlp_ratio=2.0, drop_path=0.1)
 
 class ViT(nn.Module):
     """Patch embedding -> [class token] + positions -> pre-norm encoder -> pool -> head (torchvision layout).
@@ -39,19 +43,22 @@ class ViT(nn.Module):
     ``pool``: "cls" (a learned class token, as ViT) or "mean" (average of the patch outputs).
     ``position``: "learned" (a trained table, torchvision's ``pos_embedding``) or "sinusoidal" (fixed 2-D
     table: half the dimensions encode the row, half the column; the class token gets none).
-    ``norm_eps``: LayerNorm epsilon, 1e-6 as in torchvision/timm ViTs.
+    ``encoder``: the ``core.EncoderConfig`` of the blocks (its ``dropout`` also drops the embedded tokens);
+    None = ``VIT_ENCODER`` (ViT-Ti-like: 192 wide, 6 blocks, 3 heads, LayerNorm epsilon 1e-6 as in
+    torchvision/timm ViTs; give ``norm_eps=1e-6`` in your own config to keep that).
     ``stem``: "patch" (one convolution with kernel = stride = patch size: the ViT patch embedding) or "conv"
     (CCT's convolutional tokenizer: a 3x3 convolution, ReLU, then max-pooling over each patch; every token then
     also sees its neighbourhood, which small data sets such as 8x8 digits need).
     """
 
-    def __init__(self, image_size: int, patch_size: int, in_channels: int, num_classes: int, dim: int = 192,
-                 depth: int = 6, num_heads: int = 3, mlp_ratio: float = 4.0, dropout: float = 0.0,
-                 attn_dropout: float = 0.0, drop_path: float = 0.0, pool: Literal["cls", "mean"] = "cls",
-                 position: Literal["learned", "sinusoidal"] = "learned", norm_eps: float = 1e-6,
-                 pattern: Pattern | None = None, stem: Literal["patch", "conv"] = "patch") -> None:
+    def __init__(self, image_size: int, patch_size: int, in_channels: int, num_classes: int,
+                 encoder: EncoderConfig | None = None, pool: Literal["cls", "mean"] = "cls",
+                 position: Literal["learned", "sinusoidal"] = "learned", pattern: Pattern | None = None,
+                 stem: Literal["patch", "conv"] = "patch") -> None:
         super().__init__()
         if image_size % patch_size:
+        encoder = VIT_ENCODER if encoder is None else encoder
+        dim = encoder.dim
             raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
         if pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
@@ -76,9 +83,8 @@ class ViT(nn.Module):
         else:
             table = torch.cat([torch.zeros(self.num_prefix, dim), sinusoidal_2d(self.grid, self.grid, dim)])
             self.register_buffer("pos_embed", table.unsqueeze(0), persistent=False)
-        self.drop = nn.Dropout(dropout)
-        self.encoder = Encoder(dim, depth, num_heads, mlp_ratio=mlp_ratio, dropout=dropout,
-                               attn_dropout=attn_dropout, drop_path=drop_path, norm_eps=norm_eps)
+        self.drop = nn.Dropout(encoder.dropout)
+        self.encoder = Encoder(encoder)
         self.head = nn.Linear(dim, num_classes)
         self._init_weights()
 
@@ -133,10 +139,11 @@ class ViT(nn.Module):
         first = model.encoder.layers[0]
         config = dict(image_size=model.image_size, patch_size=model.patch_size,
                       in_channels=model.conv_proj.in_channels, num_classes=model.num_classes,
-                      dim=model.hidden_dim, depth=len(model.encoder.layers), num_heads=first.num_heads,
-                      mlp_ratio=model.mlp_dim / model.hidden_dim, dropout=model.dropout,
-                      attn_dropout=model.attention_dropout, pool="cls", position="learned",
-                      norm_eps=first.ln_1.eps)
+                      encoder=EncoderConfig(dim=model.hidden_dim, depth=len(model.encoder.layers),
+                                            num_heads=first.num_heads, mlp_ratio=model.mlp_dim / model.hidden_dim,
+                                            dropout=model.dropout, attn_dropout=model.attention_dropout,
+                                            norm_eps=first.ln_1.eps),
+                      pool="cls", position="learned")
         vit = cls(**{**config, **overrides})
         vit.load_state_dict(torchvision_state_dict(model.state_dict()), strict=True)
         return vit
@@ -225,7 +232,8 @@ class ViTClassifier(AttnLabModule):
     ``image_size`` / ``in_channels`` / ``num_classes``: None reads them from the datamodule at setup; the
     resolved values are saved with the checkpoint. ``label_smoothing``, ``mixup_alpha``, ``cutmix_alpha``
     (0 = off; both on: one of the two per batch) regularise training from scratch on small data.
-    ``stem``: the ViT's patch embedding, see ``ViT``.
+    ``stem``: the ViT's patch embedding, ``encoder`` its blocks (``core.EncoderConfig``, ``model.encoder``;
+    unused by ``backbone: resnet``), ``position`` its position table, see ``ViT``.
     Fine-tuning: ``init_from`` (see the module doc), ``freeze`` ("none", "backbone" = all but the head, or
     a list of parameter-name patterns), ``layer_decay`` (lr of block i = lr · decay^(depth - i), the head
     at the full lr; 1 = off), ``head_lr_scale`` / ``backbone_lr_scale`` (lr multipliers); the mechanism is
@@ -245,16 +253,9 @@ class ViTClassifier(AttnLabModule):
         in_channels: int | None = None,
         num_classes: int | None = None,
         patch_size: int = 4,
-        dim: int = 192,
-        depth: int = 6,
-        num_heads: int = 3,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.1,
+        encoder: EncoderConfig = VIT_CLASSIFIER_ENCODER,
         pool: Literal["cls", "mean"] = "cls",
         position: Literal["learned", "sinusoidal"] = "learned",
-        norm_eps: float = 1e-6,
         stem: Literal["patch", "conv"] = "patch",
         pattern: Pattern = Full(),
         label_smoothing: float = 0.1,
@@ -280,6 +281,7 @@ class ViTClassifier(AttnLabModule):
                              f"{cutmix_alpha}")
         self.pattern = pattern  # the object: hparams may hold its config dict
         self.net: nn.Module | None = None
+        self.encoder_config = encoder  # likewise
         self.stats: dict[str, Any] | None = None  # classes + normalisation, saved with checkpoints
         if None not in (image_size, in_channels, num_classes):
             self._build()
@@ -288,9 +290,8 @@ class ViTClassifier(AttnLabModule):
     def _build(self) -> None:
         h = self.hparams
         if h.backbone == "vit":
-            self.net = ViT(h.image_size, h.patch_size, h.in_channels, h.num_classes, h.dim, h.depth, h.num_heads,
-                           h.mlp_ratio, h.dropout, h.attn_dropout, h.drop_path, h.pool, h.position, h.norm_eps,
-                           self.pattern, h.stem)
+            self.net = ViT(h.image_size, h.patch_size, h.in_channels, h.num_classes, self.encoder_config, h.pool,
+                           h.position, self.pattern, h.stem)
         else:
             self.net = small_resnet18(h.in_channels, h.num_classes)
         metrics = {"acc": MulticlassAccuracy(h.num_classes, average="micro")}
@@ -355,7 +356,7 @@ class ViTClassifier(AttnLabModule):
         scale = super().lr_scale(name)
         if self.is_head(name) or h.layer_decay == 1.0 or h.backbone != "vit":
             return scale
-        depth = h.depth
+        depth = self.encoder_config.depth
         if name.startswith("net.encoder.blocks."):
             layer = int(name.split(".")[3]) + 1
         elif name.startswith("net.encoder.norm"):
