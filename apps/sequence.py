@@ -16,6 +16,8 @@ from core import Encoder, EncoderConfig, Full, LearnedPositions, Pattern, masked
 
 from .base import AttnLabModule, OptimConfig
 
+SEQUENCE_ENCODER = EncoderConfig(dim=64, depth=2, num_heads=4, dropout=0.1)  # SequenceClassifier's default
+
 
 class SequenceLabelSteps:
     """``shared_step`` of an ``AttnLabModule`` whose batches are ``(tokens, padding_mask, labels)`` with one

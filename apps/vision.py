@@ -31,11 +31,11 @@ from core import Encoder, EncoderConfig, Full, Pattern, sinusoidal_2d
 from .base import AttnLabModule, OptimConfig
 
 Backbone = Literal["vit", "resnet"]
-
 # ``ViT``'s encoder when none is given: ViT-Ti-like, LayerNorm epsilon 1e-6 as torchvision/timm
 VIT_ENCODER = EncoderConfig(dim=192, depth=6, num_heads=3, norm_eps=1e-6)
 # ``ViTClassifier``'s default: narrower MLPs and stochastic depth, for training from scratch on small data
 VIT_CLASSIFIER_ENCODER = VIT_ENCODER.replace(mlp_ratio=2.0, drop_path=0.1)
+
 
 class ViT(nn.Module):
     """Patch embedding -> [class token] + positions -> pre-norm encoder -> pool -> head (torchvision layout).
@@ -56,9 +56,9 @@ class ViT(nn.Module):
                  position: Literal["learned", "sinusoidal"] = "learned", pattern: Pattern | None = None,
                  stem: Literal["patch", "conv"] = "patch") -> None:
         super().__init__()
-        if image_size % patch_size:
         encoder = VIT_ENCODER if encoder is None else encoder
         dim = encoder.dim
+        if image_size % patch_size:
             raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
         if pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
@@ -280,8 +280,8 @@ class ViTClassifier(AttnLabModule):
             raise ValueError(f"model.mixup_alpha and model.cutmix_alpha must be >= 0, got {mixup_alpha}, "
                              f"{cutmix_alpha}")
         self.pattern = pattern  # the object: hparams may hold its config dict
-        self.net: nn.Module | None = None
         self.encoder_config = encoder  # likewise
+        self.net: nn.Module | None = None
         self.stats: dict[str, Any] | None = None  # classes + normalisation, saved with checkpoints
         if None not in (image_size, in_channels, num_classes):
             self._build()

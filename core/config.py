@@ -20,8 +20,9 @@ globals, so hyperparameters holding them load under ``torch.load(weights_only=Tr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import torch
 
@@ -47,6 +48,10 @@ class KernelConfig:
     num_features: int = 64
     max_length: int = 4096
     redraw_interval: int = 0
+
+    def replace(self, **changes: Any) -> KernelConfig:
+        """A copy with ``changes`` (``dataclasses.replace``), validated again."""
+        return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
         if self.kind not in KERNELS:
@@ -79,6 +84,11 @@ class AttentionConfig:
     attn_dropout: float = 0.0
     qkv_bias: bool = True
     kernel: KernelConfig = field(default_factory=KernelConfig)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` (``dataclasses.replace``), validated again: e.g. an app's default encoder
+        made smaller, ``SPEECH_ENCODER.replace(dim=32, depth=1)``."""
+        return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
         k = self.key

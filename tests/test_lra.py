@@ -106,8 +106,8 @@ def test_byte_text_on_ewt_has_every_genre():
 def fit(*args: str) -> AttnLabCLI:
     return AttnLabCLI(args=["fit", *args, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
                             "--trainer.limit_val_batches", "1", "--trainer.enable_model_summary", "false",
-                            "--trainer.log_every_n_steps", "1", "--model.dim", "16", "--model.depth", "1",
-                            "--model.num_heads", "2"])
+                            "--trainer.log_every_n_steps", "1", "--model.encoder.dim", "16",
+                            "--model.encoder.depth", "1", "--model.encoder.num_heads", "2"])
 
 
 LISTOPS_TINY = ["--config", str(CONFIGS / "lra" / "listops.yaml"), "--data.min_len", "150", "--data.max_len", "200",
@@ -127,7 +127,8 @@ def test_listops_config_fits_with_a_one_line_longformer(tmp_path, monkeypatch):
 def test_kernel_keyword_from_the_command_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["attnlab"])
-    cli = fit(*LISTOPS_TINY, "--model.kernel", "linformer", "--model.num_features", "8", "--model.max_length", "256")
+    cli = fit(*LISTOPS_TINY, "--model.encoder.kernel.kind", "linformer",
+              "--model.encoder.kernel.num_features", "8", "--model.encoder.kernel.max_length", "256")
     assert cli.model.encoder.blocks[0].attn.kernel == "linformer"
     assert cli.trainer.global_step == 2
 
