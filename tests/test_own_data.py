@@ -122,3 +122,169 @@ def test_csv_source_config_errors(tmp_path: Path) -> None:
         GraphData(source="file", path=str(tmp_path / "m.pt")).setup()
     edgeless = load_csv(nodes, write(tmp_path / "edges.csv", "source,target\n"))  # isolated nodes only
     assert edgeless.data.edge_index.shape == (2, 0)
+
+
+# ----------------------------------------------------------------------------------------------- vision
+def stripes(path: Path, width: int, height: int, colour: tuple[int, int, int]) -> None:
+    """An image whose centre square is ``colour`` and whose overhang (left/right or top/bottom) is black."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", (width, height), (0, 0, 0))
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    image.paste(Image.new("RGB", (side, side), colour), (left, top))
+    image.save(path)
+
+
+def image_tree(root: Path, splits: tuple[str, ...], sizes: list[tuple[int, int]]) -> Path:
+    colours = {"red": (255, 0, 0), "blue": (0, 0, 255)}
+    for split in splits:
+        for name, colour in colours.items():
+            for i, (w, h) in enumerate(sizes):
+                stripes(root / "pics" / split / name / f"{i}.png", w, h, colour)
+    return root / "pics"
+
+
+def test_folder_with_validation_and_no_test_and_mixed_sizes_is_centre_cropped(tmp_path: Path) -> None:
+    from datamodules.vision import VisionData
+
+    folder = image_tree(tmp_path, ("train", "validation"), [(16, 8), (8, 12), (10, 10), (12, 12)])
+    dm = VisionData(source="folder", path=str(folder), root=str(tmp_path / "data"), test_fraction=0.25, cache=False)
+    with pytest.warns(UserWarning, match="resizing the shorter side and centre-cropping all to 8x8"):
+        dm.setup()
+    assert dm.shape == (3, 8, 8) and dm.splits["val"].names[0].startswith(str(folder / "validation"))
+    assert len(dm.splits["val"]) == 8 and len(dm.splits["train"]) + len(dm.splits["test"]) == 8  # no random val
+    train = dm.splits["train"].images.float()
+    assert train[:, 1].max() == 0 and train.amax(dim=1).min() > 200  # every pixel red or blue: no black overhang
+    sized = VisionData(source="folder", path=str(folder), root=str(tmp_path / "data"), image_size=6, cache=False)
+    sized.setup()
+    assert sized.shape == (3, 6, 6) and sized.splits["val"].images.shape[-2:] == (6, 6)
+    x, _ = next(iter(sized.train_dataloader()))
+    assert x.shape[1:] == (3, 6, 6)
+
+
+def test_predict_resizes_and_centre_crops_non_square_images_like_training(tmp_path: Path) -> None:
+    from datamodules.vision import VisionData
+
+    folder = image_tree(tmp_path, ("train", "val", "test"), [(8, 8), (8, 8)])
+    stripes(tmp_path / "new" / "wide.png", 24, 8, (0, 0, 255))  # blue centre, black sides
+    dm = VisionData(source="folder", path=str(folder), root=str(tmp_path / "data"), image_size=8, cache=False,
+                    predict_path=str(tmp_path / "new"))
+    dm.setup()
+    image = dm.predict_images().images[0]
+    assert image.shape == (3, 8, 8) and int(image[2].min()) == 255 and int(image[0].max()) == 0  # not squashed
+    x, _ = next(iter(dm.predict_dataloader()))
+    assert x.shape[1:] == dm.shape
+
+
+def test_resize_crop_is_timms_eval_resize() -> None:
+    from torchvision.transforms import v2
+
+    from datamodules.vision import TIMM_CROP_PCT, resize_crop, scale_size
+
+    image = torch.randint(0, 256, (3, 40, 60), dtype=torch.uint8)
+    assert scale_size(32, TIMM_CROP_PCT) == 36  # timm: floor(img_size / crop_pct)
+    reference = v2.Compose([v2.Resize(36, antialias=True), v2.CenterCrop(32)])(image)
+    assert torch.equal(resize_crop(image, 32, TIMM_CROP_PCT), reference)
+
+
+def test_folder_errors_name_the_folder(tmp_path: Path) -> None:
+    from datamodules.vision import VisionData
+
+    folder = image_tree(tmp_path, ("train",), [(8, 8)])
+    stripes(folder / "val" / "green" / "0.png", 8, 8, (0, 255, 0))
+    with pytest.raises(ValueError, match=r"val: class folders \['green'\] are not in .*train"):
+        VisionData(source="folder", path=str(folder), root=str(tmp_path / "d"), cache=False).setup()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"missing .*empty/train"):
+        VisionData(source="folder", path=str(tmp_path / "empty"), root=str(tmp_path / "d")).setup()
+    with pytest.raises(ValueError, match="data.crop_pct must be in"):
+        VisionData(crop_pct=1.5)
+
+
+def test_torchvision_source_builds_a_dataset_class_by_name(tmp_path: Path) -> None:
+    from datamodules.vision import VisionData
+
+    args = {"size": 24, "image_size": [3, 10, 14], "num_classes": 3}  # FakeData: no train/test split of its own
+    dm = VisionData(source="torchvision", dataset="FakeData", dataset_args=args, image_size=8, val_fraction=0.2,
+                    test_fraction=0.25, root=str(tmp_path))
+    dm.setup()
+    assert dm.shape == (3, 8, 8) and dm.num_classes == 3
+    assert len(dm.splits["train"]) + len(dm.splits["val"]) + len(dm.splits["test"]) == 24
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape[1:] == (3, 8, 8) and y.dtype == torch.long
+    with pytest.raises(ValueError, match="'FakeDta' is not a class of torchvision.datasets; did you mean FakeData"):
+        VisionData(source="torchvision", dataset="FakeDta").setup()
+    with pytest.raises(ValueError, match=r"FakeData.*cannot be built with .*colour.*data.dataset_args"):
+        VisionData(source="torchvision", dataset="FakeData", dataset_args={"colour": 1}).setup()
+    with pytest.raises(FileNotFoundError, match="data.download: true"):
+        VisionData(source="torchvision", dataset="CIFAR10", root=str(tmp_path / "none")).setup()
+    with pytest.raises(ValueError, match="data.source=torchvision needs data.dataset"):
+        VisionData(source="torchvision")
+
+
+# -------------------------------------------------------------------------------------------------- POS
+CONLLU = """\
+# sent_id = s1
+# text = I don't know.
+1\tI\tI\tPRON\tPRP\tCase=Nom\t3\tnsubj\t_\t_
+2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_
+2\tdo\tdo\tAUX\tVBP\t_\t4\taux\t_\t_
+3\tn't\tnot\tPART\tRB\t_\t4\tadvmod\t_\t_
+4\tknow\tknow\tVERB\tVB\t_\t0\troot\t_\tSpaceAfter=No|Gloss=wit
+5\t.\t.\tPUNCT\t.\t_\t4\tpunct\t_\t_
+
+"""
+
+
+def test_spacy_tokeniser_splits_like_ud(tmp_path: Path) -> None:
+    from datamodules.pos import read_text, split_tokens
+
+    assert [t for t, _ in split_tokens("The dog's bone isn't here.")] == \
+        ["The", "dog", "'s", "bone", "is", "n't", "here", "."]
+    path = tmp_path / "raw.txt"
+    path.write_text("I can't go, Sam's car broke.\n\nNew-York\tis  big\n")
+    first, second = read_text(path)  # spacy is the default
+    assert first.words == ["I", "ca", "n't", "go", ",", "Sam", "'s", "car", "broke", "."]
+    assert [t["misc"] for t in first.tokens][:4] == ["_", "SpaceAfter=No", "_", "SpaceAfter=No"]
+    assert first.tokens.metadata["text"] == "I can't go, Sam's car broke." and second.where == f"{path}:3"
+    pretokenised = read_text(path, tokenizer="whitespace")
+    assert pretokenised[0].words[:3] == ["I", "can't", "go,"] and pretokenised[1].words == ["New-York", "is", "big"]
+    with pytest.raises(FileNotFoundError, match="data.predict_path = .*absent.txt does not exist"):
+        read_text(tmp_path / "absent.txt")
+
+
+def test_predicted_conllu_fills_only_the_predicted_column(tmp_path: Path) -> None:
+    import conllu
+
+    from datamodules.pos import UDTreebank
+
+    (tmp_path / "in.conllu").write_text(CONLLU)
+    for keep, tagset in ((False, "upos"), (True, "upos"), (False, "xpos")):
+        dm = UDTreebank(predict_path=str(tmp_path / "in.conllu"), keep_columns=keep, tagset=tagset)
+        dm.setup("predict")
+        text = dm.render_predictions({0: ["X1", "X2", "X3", "X4", "X5"]})
+        sentence = conllu.parse(text)[0]
+        words = [t for t in sentence if isinstance(t["id"], int)]
+        assert [t[tagset] for t in words] == ["X1", "X2", "X3", "X4", "X5"]
+        assert sentence.metadata["text"] == "I don't know." and [t["form"] for t in sentence][1] == "don't"
+        other = "xpos" if tagset == "upos" else "upos"
+        if keep:
+            assert [t[other] for t in words] == ["PRP", "VBP", "RB", "VB", "."] and words[0]["lemma"] == "I"
+            assert words[0]["feats"] == {"Case": "Nom"} and words[3]["misc"] == {"SpaceAfter": "No", "Gloss": "wit"}
+        else:
+            column = 3 if tagset == "upos" else 4
+            rows = [line.split("\t") for line in text.splitlines() if "\t" in line]
+            assert {c for row in rows for i, c in enumerate(row[2:9], start=2) if i != column} == {"_"}
+            assert words[3]["misc"] == {"SpaceAfter": "No"} and words[0]["misc"] is None
+    again = UDTreebank(predict_path=str(tmp_path / "in.conllu"))
+    again.setup("predict")
+    assert again.sentences["predict"][0].tokens[0]["lemma"] == "I"  # the input read stays untouched
+
+
+def test_pos_tokenizer_option_is_checked() -> None:
+    from datamodules.pos import UDTreebank
+
+    with pytest.raises(ValueError, match="data.tokenizer must be one of"):
+        UDTreebank(tokenizer="nltk")

@@ -105,7 +105,7 @@ def test_malformed_conllu_names_file_line_and_problem(tmp_path: Path, old: str, 
 def test_raw_text_tokenisation(tmp_path: Path) -> None:
     path = tmp_path / "raw.txt"
     path.write_text("Hello, world! It's state-of-the-art: 3.5 km.\n\n  \nBye\n")
-    first, second = read_text(path)
+    first, second = read_text(path, tokenizer="regex")  # the package-free fallback; spaCy's: test_own_data.py
     assert first.words == ["Hello", ",", "world", "!", "It's", "state-of-the-art", ":", "3.5", "km", "."]
     assert [t["misc"] for t in first.tokens][:3] == ["SpaceAfter=No", "_", "SpaceAfter=No"]
     assert second.words == ["Bye"] and second.where == f"{path}:4" and first.tags is None
@@ -382,7 +382,13 @@ def test_predict_writes_conllu_from_text_and_conllu(in_run_dir: Path) -> None:
     parsed = conllu.parse(written)
     assert [t["id"] for t in parsed[0]] == [1, (2, "-", 3), 2, 3, 4, (4, ".", 1), 5]
     assert parsed[0].metadata["text"] == "I don't know." and all(t["upos"] for t in parsed[0] if t["id"] != (2, "-", 3))
-    untouched = [line.split("\t")[:3] + line.split("\t")[4:] for line in written.splitlines() if "\t" in line]
+    lemma_to_deps = [line.split("\t")[2:9] for line in written.splitlines() if "\t" in line]
+    assert {c for row in lemma_to_deps for i, c in enumerate(row) if i != 1} == {"_"}  # only UPOS is predicted
+    assert [line.split("\t")[9] for line in written.splitlines() if "\t" in line][4] == "SpaceAfter=No"
+    attnlab("predict", *SMALL, "--ckpt_path", "best", "--data.predict_path", "in.conllu",
+            "--data.predict_output", "out/kept.conllu", "--data.keep_columns", "true")
+    kept = Path("out/kept.conllu").read_text()
+    untouched = [line.split("\t")[:3] + line.split("\t")[4:] for line in kept.splitlines() if "\t" in line]
     assert untouched == [line.split("\t")[:3] + line.split("\t")[4:] for line in EDGE.splitlines() if "\t" in line]
     assert not list(Path("out").glob(".*.tmp"))
 

@@ -13,14 +13,14 @@ from .batches import EncodedSentences, collate
 from .conllu import FIELDS, TAGSETS, ConlluError, Sentence, Tagset, fill_tags, parse_conllu, read_conllu
 from .datamodule import PosDataModule
 from .synthetic import AMBIGUOUS, LEXICON, SyntheticTreebank, generate_sentence, make_synthetic
-from .tokenise import read_text, text_sentence, tokenize
+from .tokenise import TOKENIZERS, Tokenizer, read_text, spacy_tokenizer, split_tokens, text_sentence, tokenize
 from .treebank import UDTreebank
 from .vocab import BOW, EOW, SHAPES, PosVocab, Vocab, word_shape, word_suffixes
 
 __all__ = [
-    "AMBIGUOUS", "BOW", "EOW", "FIELDS", "IGNORE", "LEXICON", "SHAPES", "TAGSETS",
+    "AMBIGUOUS", "BOW", "EOW", "FIELDS", "IGNORE", "LEXICON", "SHAPES", "TAGSETS", "TOKENIZERS",
     "ConlluError", "EncodedSentences", "PosDataModule", "PosVocab", "Sentence", "SyntheticTreebank", "Tagset",
-    "UDTreebank", "Vocab",
+    "Tokenizer", "UDTreebank", "Vocab",
     "collate", "fill_tags", "generate_sentence", "make_synthetic", "parse_conllu", "read_conllu", "read_text",
-    "text_sentence", "tokenize", "word_shape", "word_suffixes",
+    "spacy_tokenizer", "split_tokens", "text_sentence", "tokenize", "word_shape", "word_suffixes",
 ]

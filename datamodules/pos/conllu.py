@@ -3,7 +3,7 @@
 ``read_conllu`` / ``parse_conllu``: CoNLL-U through the ``conllu`` package. Multiword-token ranges (``1-2``) and
 empty nodes (``1.1``) are kept for writing the file back but are not tagged; every malformed line raises a
 ``ConlluError`` naming ``file:line`` and what was expected. ``fill_tags``: a sentence's tokens with predicted
-tags in a tag column.
+tags in a tag column (the other columns blank unless asked to keep them).
 """
 
 from __future__ import annotations
@@ -142,10 +142,26 @@ def read_conllu(path: str | Path, tagset: Tagset = "upos", require_tags: bool = 
     return _CACHE[key]
 
 
-def fill_tags(sentence: Sentence, tags: Sequence[str], tagset: Tagset) -> conllu.TokenList:
-    """The sentence's CoNLL-U tokens with the ``tagset`` column of its words set to ``tags``."""
-    tokens = sentence.tokens if sentence.tokens is not None else conllu.TokenList(
+def _blank(token: dict) -> dict:
+    """ID and FORM of a token, MISC reduced to its ``SpaceAfter=No`` (how the text is rebuilt), the rest ``_``."""
+    misc = token.get("misc")
+    glued = (isinstance(misc, str) and "SpaceAfter=No" in misc.split("|")) or (
+        isinstance(misc, dict) and misc.get("SpaceAfter") == "No")
+    return {**{name: "_" for name in FIELDS}, "id": token["id"], "form": token["form"],
+            "misc": "SpaceAfter=No" if glued else "_"}
+
+
+def fill_tags(sentence: Sentence, tags: Sequence[str], tagset: Tagset, keep_columns: bool = False
+              ) -> conllu.TokenList:
+    """A copy of the sentence's CoNLL-U tokens with the ``tagset`` column of its words set to ``tags``.
+
+    Why the other columns are blanked: a file of predictions should hold only what was predicted, else the
+    input's LEMMA/XPOS/FEATS/HEAD... look like the tagger's output. ``keep_columns`` keeps every column as read
+    (the predicted one replaced); ID, FORM and ``SpaceAfter=No`` (MISC) are always kept, and comments too.
+    """
+    source = sentence.tokens if sentence.tokens is not None else conllu.TokenList(
         [dict(zip(FIELDS, [i + 1, w, *["_"] * 8], strict=True)) for i, w in enumerate(sentence.words)])
+    tokens = conllu.TokenList([dict(t) if keep_columns else _blank(t) for t in source], source.metadata)
     words = [t for t in tokens if isinstance(t["id"], int)]
     if len(words) != len(tags):
         raise ValueError(f"{sentence.where}: {len(words)} words but {len(tags)} predicted tags")

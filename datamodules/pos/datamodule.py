@@ -16,7 +16,7 @@ from ..base import AttnLabDataModule
 from ..batching import BucketBatchSampler
 from .batches import EncodedSentences, collate
 from .conllu import TAGSETS, Sentence, Tagset, fill_tags, read_conllu
-from .tokenise import read_text
+from .tokenise import TOKENIZERS, Tokenizer, read_text
 from .vocab import PosVocab
 
 
@@ -30,6 +30,11 @@ class PosDataModule(AttnLabDataModule):
     ``predict_path``: raw text (one sentence per line) or CoNLL-U, chosen by ``predict_format`` ("auto":
     ``.conllu`` suffix means CoNLL-U); ``predict_output``: the CoNLL-U file written with the tags filled in
     (default: ``<input stem>.tagged.conllu`` in the working directory).
+    ``tokenizer``: how raw text is split into words: "spacy" (UD-style, spaCy's blank ``language`` tokeniser:
+    "isn't" -> "is n't"), "whitespace" (already tokenised text) or "regex" (no package needed; see
+    ``datamodules.pos.tokenise``). ``keep_columns``: the predicted CoNLL-U keeps the input's other columns
+    (LEMMA, FEATS, HEAD, ...) as read; by default only ID, FORM, the predicted tag column and ``SpaceAfter=No``
+    are written, the rest ``_``, so nothing read looks predicted.
     """
 
     def __init__(
@@ -43,6 +48,9 @@ class PosDataModule(AttnLabDataModule):
         predict_path: str | None = None,
         predict_format: Literal["auto", "conllu", "text"] = "auto",
         predict_output: str | None = None,
+        tokenizer: Tokenizer = "spacy",
+        language: str = "en",
+        keep_columns: bool = False,
         seed: int = 0,
         batch_size: int = 32,
         num_workers: int = 0,
@@ -64,6 +72,9 @@ class PosDataModule(AttnLabDataModule):
                              f"({tagset}), got {aux_tagset!r}")
         self.max_suffix, self.min_suffix_words, self.aux_tagset = max_suffix, min_suffix_words, aux_tagset
         self.predict_path, self.predict_format, self.predict_output = predict_path, predict_format, predict_output
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"data.tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+        self.tokenizer, self.language, self.keep_columns = tokenizer, language, keep_columns
         self.seed = seed
         self.vocab: PosVocab | None = None
         self.sentences: dict[str, list[Sentence]] = {}
@@ -148,7 +159,7 @@ class PosDataModule(AttnLabDataModule):
             raise ValueError(f"data.predict_format must be 'auto', 'conllu' or 'text', got {fmt!r}")
         if fmt == "conllu":
             return read_conllu(path, self.tagset, require_tags=False)
-        return read_text(path)
+        return read_text(path, self.tokenizer, self.language)
 
     def output_path(self) -> Path:
         if self.predict_output:
@@ -163,4 +174,5 @@ class PosDataModule(AttnLabDataModule):
             raise ValueError(f"no predictions for {len(missing)} of {len(sentences)} sentences (first: "
                              f"{sentences[missing[0]].where})")
         tagset = tagset or self.tagset
-        return "".join(fill_tags(s, tags_by_index[i], tagset).serialize() for i, s in enumerate(sentences))
+        return "".join(fill_tags(s, tags_by_index[i], tagset, self.keep_columns).serialize()
+                       for i, s in enumerate(sentences))

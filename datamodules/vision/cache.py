@@ -16,14 +16,15 @@ from .images import ImageSet, list_images, read_folder
 
 
 def read_folder_cached(folder: Path, cache_dir: Path | None, on_bad_file: Literal["error", "skip"] = "error",
-                       size: int | None = None) -> ImageSet:
+                       size: int | None = None, crop_pct: float = 1.0) -> ImageSet:
     """``read_folder`` with its decoded result saved under ``cache_dir`` (atomically), keyed by the folder and
     image size, and reused while the folder holds the same files (count, first and last name)."""
     if cache_dir is None:
-        return read_folder(folder, on_bad_file, size)
+        return read_folder(folder, on_bad_file, size, crop_pct)
     files, _, _ = list_images(folder)
-    key = [str(folder.resolve()), len(files), str(files[0]), str(files[-1]), size, on_bad_file]
-    cache = cache_dir / f"{folder.parent.name}-{folder.name}-{size or 'native'}.pt"
+    key = [str(folder.resolve()), len(files), str(files[0]), str(files[-1]), size, on_bad_file, crop_pct]
+    crop = "" if crop_pct == 1.0 else f"-crop{crop_pct:g}"
+    cache = cache_dir / f"{folder.parent.name}-{folder.name}-{size or 'native'}{crop}.pt"
     if cache.is_file():
         try:
             saved = torch.load(cache, map_location="cpu", weights_only=True)
@@ -32,7 +33,7 @@ def read_folder_cached(folder: Path, cache_dir: Path | None, on_bad_file: Litera
         except Exception:  # unreadable or stale cache: decode again
             pass
     rank_zero_info(f"decoding {len(files)} images of {folder} (once: cached in {cache})")
-    images = read_folder(folder, on_bad_file, size)
+    images = read_folder(folder, on_bad_file, size, crop_pct)
     saved = {"key": key, "images": images.images, "labels": images.labels, "classes": images.classes,
              "names": images.names}
     save_atomic(cache, lambda tmp: torch.save(saved, tmp))

