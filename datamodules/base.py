@@ -13,9 +13,11 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from .batching import ShardedBatchSampler
+from core.errors import require
 
-__all__ = ["AttnLabDataModule", "ShardedBatchSampler"]
+from .batching import BucketBatchSampler, ShardedBatchSampler
+
+__all__ = ["AttnLabDataModule", "BucketedSplits", "ShardedBatchSampler"]
 
 
 class AttnLabDataModule(L.LightningDataModule):
@@ -23,6 +25,10 @@ class AttnLabDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 32, num_workers: int = 0, pin_memory: bool | None = None) -> None:
         super().__init__()
+        # checked here, at config time, before any data is read (torch would say it after loading everything)
+        require(isinstance(batch_size, int) and batch_size >= 1, "data.batch_size", batch_size, "an integer >= 1")
+        require(isinstance(num_workers, int) and num_workers >= 0, "data.num_workers", num_workers,
+                "an integer >= 0 (0 = load in the main process)")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
@@ -43,3 +49,36 @@ class AttnLabDataModule(L.LightningDataModule):
             collate_fn=collate_fn,
             **kwargs,
         )
+
+
+class BucketedSplits(AttnLabDataModule):
+    """A datamodule whose splits hold variable-length items (sentences, utterances), batched by length buckets
+    (``datamodules.batching.BucketBatchSampler``: little padding, shuffled buckets in training).
+
+    Subclasses provide ``dataset(split)``, ``item_lengths(dataset)``, ``collate`` and ``seed``."""
+
+    collate: Callable[[list], Any]
+    seed: int
+
+    def dataset(self, split: str) -> Dataset:
+        raise NotImplementedError
+
+    def item_lengths(self, dataset: Dataset) -> list[int]:
+        raise NotImplementedError
+
+    def split_loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.dataset(split)
+        sampler = BucketBatchSampler(self.item_lengths(data), self.batch_size, shuffle=shuffle, seed=self.seed)
+        return self.loader(data, collate_fn=type(self).collate, batch_sampler=sampler)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.split_loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.split_loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.split_loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.split_loader("predict", shuffle=False)

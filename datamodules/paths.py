@@ -10,12 +10,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from core.errors import UserError
 
-class DataNotFoundError(FileNotFoundError, ValueError):
+
+class DataNotFoundError(FileNotFoundError, UserError):
     """A data file or folder a config points at is missing (or no path was given).
 
-    A ``FileNotFoundError`` and, like the ``ValueError``s the datamodules raised before, a ``ValueError``.
+    A ``FileNotFoundError`` and a ``core.errors.UserError`` (so a ``ValueError`` too, like the errors the
+    datamodules raised before): the CLI prints it as one line.
     """
+
+    def __init__(self, message: str) -> None:
+        self.what, self.where, self.expected, self.fix = message, None, None, None
+        FileNotFoundError.__init__(self, message)
+
+    def __str__(self) -> str:
+        return self.what
 
 
 def describe(path: str | os.PathLike) -> str:

@@ -1,0 +1,49 @@
+"""The one error type for a user's mistake: bad data, a bad config value, a checkpoint that does not fit.
+
+A ``UserError`` says, in one line, where the problem is (a file and line, a config key), what was expected, and
+what to do. ``attnlab`` prints it as that one line (``apps.cli.main``; the traceback only with ``--debug`` or
+``ATTNLAB_DEBUG=1``). It lives in ``core`` so core, datamodules and apps all raise it without an upward import.
+
+It is a ``ValueError``, like the errors raised before it existed, so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class UserError(ValueError):
+    """A mistake the user can fix: ``where`` (file:line, a config key), ``what`` went wrong, what was
+    ``expected``, and the ``fix``. ``str()`` is the one line the CLI prints."""
+
+    def __init__(self, what: str, *, where: str | os.PathLike | None = None, expected: str | None = None,
+                 fix: str | None = None) -> None:
+        self.what, self.where, self.expected, self.fix = what, where, expected, fix
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        if self.expected:
+            text += f"; expected {self.expected}"
+        if self.fix:
+            text += f". {self.fix}"
+        return " ".join(text.split())  # one line, whatever the parts held
+
+
+class DataError(UserError):
+    """A data file's content is wrong (encoding, a row, a label, a sample rate, a non-finite value)."""
+
+
+class ConfigError(UserError):
+    """A config value is out of range or contradicts another (named by its key)."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint is unreadable or does not fit the data or config it is used with."""
+
+
+def require(condition: bool, key: str, value: object, expected: str, fix: str | None = None) -> None:
+    """Raise ``ConfigError`` naming ``key`` and ``value`` when ``condition`` is false."""
+    if not condition:
+        raise ConfigError(f"{key}={value!r}", where=None, expected=expected,
+                          fix=fix or f"Set {key} in the config or on the command line (--{key}).")
