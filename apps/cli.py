@@ -61,6 +61,7 @@ import datamodules.synthetic  # noqa: F401
 import datamodules.vision  # noqa: F401
 from apps.base import AttnLabModule
 from apps.callbacks import EpochSeed, NonFiniteGuard
+from apps.checkpoint_io import AtomicCheckpointIO, atomic_link
 from apps.explain import ExplainCallback
 from apps.runs import (
     app_name,
@@ -73,6 +74,7 @@ from apps.runs import (
     write_best_pointer,
 )
 from apps.upgrade import checkpoint_model_config
+from apps.user_errors import discard_failed_run, run_reporting_user_errors
 
 
 def _quiet_lightning() -> None:
@@ -115,6 +117,13 @@ class AttnLabCheckpoint(ModelCheckpoint):
         super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero and self.best_model_path and self.dirpath:
             write_best_pointer(self.dirpath, self.best_model_path)
+
+    @staticmethod
+    def _link_checkpoint(trainer: L.Trainer, filepath: str, linkpath: str) -> None:
+        """``save_last: link``: an atomic copy (Lightning links, or copies in place when it cannot)."""
+        if trainer.is_global_zero:
+            atomic_link(filepath, linkpath)
+        trainer.strategy.barrier()
 
 
 def _import(class_path: str) -> type:
@@ -338,6 +347,8 @@ class AttnLabCLI(LightningCLI):
         if self.subcommand in ("validate", "test", "predict", "explain"):
             # Evaluating a checkpoint never needs the training callbacks whose state it holds.
             warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be")
+        if config.get("plugins") is None:  # checkpoints written next to the target and renamed (apps.checkpoint_io)
+            kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         trainer = super().instantiate_trainer(**kwargs)
         if self.subcommand == "explain":  # no run folder, so the resolved config would land in the working directory
             trainer.callbacks = [cb for cb in trainer.callbacks if not isinstance(cb, SaveConfigCallback)]
@@ -391,6 +402,15 @@ class AttnLabCLI(LightningCLI):
         ckpt = self._get(self.config, "ckpt_path") if self.subcommand == "fit" else None
         return version_of(ckpt, app_dir) if ckpt else None
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a fit that fails before its first checkpoint leaves no ``version_N`` folder behind."""
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            if subcommand == "fit" and self._get(self.config, "ckpt_path") is None:
+                discard_failed_run(self.trainer)
+            raise
+
     # ------------------------------------------------------------------ test
     def test(self, **kwargs: Any) -> list[dict[str, float]]:
         """Run ``trainer.test``, print the metrics as a table and save them as JSON next to the checkpoint.
@@ -410,8 +430,17 @@ class AttnLabCLI(LightningCLI):
     def save_metrics(self, metrics: dict[str, float], ckpt_path: str | None) -> Path:
         out = metrics_path(ckpt_path, self.trainer.log_dir or self.trainer.default_root_dir)
         config_text = self._parser(self.subcommand).dump(self.config[self.subcommand])
+        summary = getattr(self.model, "test_summary", None) or {}
+        limits = {f"limit_{stage}_batches": getattr(self.trainer, f"limit_{stage}_batches")
+                  for stage in ("train", "val", "test", "predict")
+                  if getattr(self.trainer, f"limit_{stage}_batches") not in (1.0, None)}
         record = {
             "metrics": metrics,
+            "split": "test",
+            "examples": summary.get("examples"),  # what the metrics count: images, nodes, words or frames
+            "batches": sum(self.trainer.num_test_batches),
+            "limits": limits,  # limit_*_batches that were set: limit_test_batches means part of the split
+            "report": summary.get("report"),
             "checkpoint": str(ckpt_path) if ckpt_path else None,
             "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
             "data": None if self.datamodule is None
@@ -451,8 +480,9 @@ def print_metrics(metrics: dict[str, float], ckpt_path: str | None, out: Path) -
 
 
 def main(args: ArgsType = None) -> None:
+    """The ``attnlab`` command; a ``core.errors.UserError`` is printed as one line (``--debug``: the traceback)."""
     _quiet_lightning()
-    AttnLabCLI(args=args)
+    run_reporting_user_errors(lambda argv: AttnLabCLI(args=argv), args)
 
 
 if __name__ == "__main__":
