@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from .attention import MultiHeadSelfAttention
 from .config import EncoderConfig
+from .errors import check_finite
 from .patterns import Pattern
 
 
@@ -85,6 +86,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, pattern: Pattern | None = None, padding_mask: Tensor | None = None,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        check_finite(x, "the encoder's input", padding_mask)
         all_weights = []
         for block in self.blocks:
             x, weights = block(x, pattern, padding_mask, return_weights)

@@ -288,3 +288,56 @@ def test_pos_tokenizer_option_is_checked() -> None:
 
     with pytest.raises(ValueError, match="data.tokenizer must be one of"):
         UDTreebank(tokenizer="nltk")
+
+
+# ------------------------------------------------------------------------------------------ custom configs
+CUSTOM = {"graph": "graph/custom.yaml", "vision": "vision/custom.yaml", "frames": "speech/custom_frames.yaml",
+          "utterances": "speech/custom_utterances.yaml", "pos": "pos/custom.yaml"}
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.mark.parametrize("name", sorted(CUSTOM))
+def test_custom_configs_parse_and_name_no_data_set(name: str, capsys: pytest.CaptureFixture) -> None:
+    from apps.cli import main
+
+    path = ROOT / "configs" / CUSTOM[name]
+    text = path.read_text()
+    assert "REPLACE" in text  # the comments say what to replace
+    data = yaml.safe_load(text)["data"]["init_args"]
+    assert "predict_output" not in data  # outputs default to the run folder, named after the input, not a data set
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(path), "--print_config"])
+    assert done.value.code in (0, None) and "class_path" in capsys.readouterr().out
+
+
+def test_custom_graph_config_fits_and_predicts_the_example_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    from apps.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = ["--config", str(ROOT / "configs" / CUSTOM["graph"]), *QUIET,
+              "--data.nodes", str(FIXTURES / "graph" / "nodes.csv"),
+              "--data.edges", str(FIXTURES / "graph" / "edges.csv")]
+    main(["fit", *config, "--trainer.max_epochs", "3"])
+    main(["predict", *config, "--ckpt_path", "best", "--data.predict_output", str(tmp_path / "nodes.csv")])
+    rows = (tmp_path / "nodes.csv").read_text().splitlines()
+    assert rows[0].startswith("node_id") and len(rows) == 21  # every node, the three unlabelled ones too
+
+
+@pytest.mark.filterwarnings("ignore:.*custom batch sampler")
+def test_custom_pos_config_fits_and_tags_raw_text_ud_style(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import conllu
+
+    from apps.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    fixtures = FIXTURES / "pos"
+    config = ["--config", str(ROOT / "configs" / CUSTOM["pos"]), *QUIET,
+              *[arg for split in ("train", "dev", "test")
+                for arg in (f"--data.{split}", str(fixtures / f"{split}.conllu"))]]
+    main(["fit", *config, "--trainer.max_epochs", "1"])
+    main(["predict", *config, "--ckpt_path", "best", "--data.predict_path", str(fixtures / "text.txt"),
+          "--data.predict_output", str(tmp_path / "tagged.conllu")])
+    first, second = conllu.parse((tmp_path / "tagged.conllu").read_text())
+    assert [t["form"] for t in first] == ["The", "man", "saw", "the", "dog", "'s", "book", "."]
+    assert [t["form"] for t in second][:4] == ["She", "ca", "n't", "watch"] and all(t["upos"] for t in second)
