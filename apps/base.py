@@ -27,6 +27,7 @@ from core import Causal, Full, LearnedPositions, RelativePositionBias, Truncated
 
 from .data_state import DataStateMixin
 from .predictions import PredictionWriter
+from .reports import ClassReportMixin, ClassReportWriter
 from .runs import write_atomic
 
 STAGES = ("train", "val", "test")
@@ -113,7 +114,7 @@ def lr_factor(
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class AttnLabModule(DataStateMixin, L.LightningModule):
+class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
     """Base class of every attnlab app.
 
     ``monitor`` / ``monitor_mode``: the metric the CLI's default ModelCheckpoint keeps the best of.
@@ -170,14 +171,24 @@ class AttnLabModule(DataStateMixin, L.LightningModule):
 
     # ---------------------------------------------------------- predictions and pictures
     def configure_callbacks(self) -> list:
-        """The prediction writer: every app's predictions are written by ``apps.predictions.PredictionWriter``
-        (atomically, rank 0), in whatever loop runs ``predict`` (CLI or Python)."""
-        return [PredictionWriter()]
+        """The prediction writer (every app's predictions are written by ``apps.predictions.PredictionWriter``,
+        atomically, rank 0) and the test report writer (``apps.reports``: per-class P/R/F1 and a confusion
+        picture next to the metrics), in whatever loop runs ``predict`` / ``test`` (CLI or Python)."""
+        return [PredictionWriter(), ClassReportWriter()]
 
     def format_predictions(self, outputs: list[Any]) -> list[tuple[Path, str]]:
         """The files that the ``predict_step`` outputs of one predict run make: ``(path, text)`` pairs in the app's
         own format (CSV, CoNLL-U, .PHN, ...); the writer writes them. Default: no files (outputs are returned)."""
         return []
+
+    def prediction_path(self, given: str | os.PathLike | None, default_name: str) -> Path:
+        """Where a predict run writes: ``given`` (``data.predict_output``) when set, else ``default_name`` inside
+        this run's folder (``<root>/<app>/version_N/``, made by the predict run's loggers; the working directory
+        only without a logger), so predictions never land beside the user's files unasked."""
+        if given:
+            return Path(given)
+        log_dir = self.trainer.log_dir if self._trainer is not None and self.trainer.logger is not None else None
+        return Path(log_dir or ".") / default_name
 
     def explain_batch(self, loader: Any) -> Any:
         """The validation batch that ``attnlab explain`` draws (default: the first one)."""
@@ -213,6 +224,7 @@ class AttnLabModule(DataStateMixin, L.LightningModule):
         collection = metrics if isinstance(metrics, MetricCollection) else MetricCollection(metrics)
         for stage in STAGES:
             setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+        self.setup_class_report(collection)
 
     def log_step(
         self,
@@ -226,6 +238,8 @@ class AttnLabModule(DataStateMixin, L.LightningModule):
         train = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=train, on_epoch=True, prog_bar=True,
                  batch_size=batch_size, sync_dist=not train)
+        if stage == "test":
+            self.update_class_report(preds, target, batch_size)
         metrics: MetricCollection | None = getattr(self, f"{stage}_metrics", None)
         if metrics is not None and preds is not None:
             metrics.update(preds, target)

@@ -23,6 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from core import AttentionConfig, EdgeMask, MultiHeadSelfAttention
 
 from .base import AttnLabModule, OptimConfig
+from .graph_figures import draw_graph
 
 Layer = Literal["attention", "gat", "gcn", "transformer_conv"]
 SPARSE_INPUT_DENSITY = 0.1  # below this fraction of non-zero features, input dropout runs on the non-zeros
@@ -344,10 +345,13 @@ class NodeClassifier(AttnLabModule):
         return {"node_id": node_id.cpu(), "pred": pred.cpu(), "prob": prob.cpu()}
 
     def format_predictions(self, outputs: list[dict[str, Tensor]]) -> list[tuple[Path, str]]:
-        """``node_id,class,prob`` (one row per node, sorted by id) to ``data.predict_output``."""
+        """``node_id,class,prob`` (one row per node, sorted by id) to ``data.predict_output`` (default: the predict
+        run folder's ``predictions.csv``)."""
         merged = {k: torch.cat([p[k] for p in outputs]) for k in ("node_id", "pred", "prob")}
         order = merged["node_id"].argsort()
         rows = zip(*(merged[k][order].tolist() for k in ("node_id", "pred", "prob")), strict=True)
         text = "node_id,class,prob\n" + "".join(f"{n},{c},{p:.6f}\n" for n, c, p in rows)
-        out = Path(getattr(self.datamodule(), "predict_output", None) or "predictions.csv")
-        return [(out, text)]
+        return [(self.prediction_path(getattr(self.datamodule(), "predict_output", None), "predictions.csv"), text)]
+
+    def explain_figures(self, batch: Data, out: Path, example: int) -> list[Path]:
+        return draw_graph(self, self.datamodule(), batch, out, example)

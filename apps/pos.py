@@ -8,8 +8,6 @@ checkpoint alone can tag text (``Tagger.load_from_checkpoint(path).tag([...])``)
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,13 +16,15 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+from torchmetrics.classification import MulticlassAccuracy
 
 from core import Encoder, EncoderConfig, Full, LearnedPositions, sinusoidal_positions
 from datamodules.pos import IGNORE, SHAPES, PosVocab, collate
 
-from .base import AttnLabModule, OptimConfig
-from .runs import write_atomic
+from .base import AttnLabModule, OptimConfig, ThroughputClock
+from .plotting import first_batch_with_length
+from .pos_figures import draw_tagger
+from .reports import per_class, summary
 
 
 class CharCNN(nn.Module):
@@ -222,7 +222,8 @@ class Tagger(AttnLabModule):
         self.features: WordFeatures | None = None
         self.head: nn.Linear | None = None
         self.aux_head: nn.Linear | None = None
-        self._clock: dict[str, float] = {}
+        self._clock = ThroughputClock()
+        self._unknown_tokens = 0.0
 
     # ------------------------------------------------------------------ vocabulary (model <-> datamodule)
     def set_vocab(self, vocab: PosVocab) -> None:
@@ -248,10 +249,7 @@ class Tagger(AttnLabModule):
             self.aux_head = nn.Linear(dim, len(vocab.aux_tags))
         num_tags = len(vocab.tags)
         self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})
-        self.report_metrics = nn.ModuleDict({
-            "precision": MulticlassPrecision(num_tags, average=None, ignore_index=IGNORE),
-            "recall": MulticlassRecall(num_tags, average=None, ignore_index=IGNORE),
-            "f1": MulticlassF1Score(num_tags, average=None, ignore_index=IGNORE),
+        self.report_metrics = nn.ModuleDict({  # per-tag P/R/F1 come from the shared report (apps.reports)
             "acc_known": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE),
             "acc_unknown": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE),
         })
@@ -329,80 +327,62 @@ class Tagger(AttnLabModule):
         self.log_step(stage, loss, preds[mask], tags[mask], batch_size=int(mask.sum()))
         return loss, preds
 
-    def _tick(self, key: str) -> None:
-        self._clock[key + "_start"] = time.perf_counter()
-
-    def _tock(self, key: str, batch: dict[str, Tensor]) -> None:
-        self._clock[key + "_time"] = self._clock.get(key + "_time", 0.0) + time.perf_counter() - self._clock.pop(
-            key + "_start", time.perf_counter())
-        self._clock[key + "_tokens"] = self._clock.get(key + "_tokens", 0.0) + float(batch["mask"].sum())
-
-    def _throughput(self, key: str) -> float:
-        seconds, tokens = self._clock.pop(key + "_time", 0.0), self._clock.pop(key + "_tokens", 0.0)
-        return tokens / seconds if seconds > 0 else 0.0
-
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        self._tick("train")
+        self._clock.start("train")
 
     def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         return self._step(batch, stage)[0]
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self._tock("train", batch)  # forward, backward and optimizer step
+        self._clock.stop("train", batch["mask"].sum())  # forward, backward and optimizer step
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/tokens_per_s", self._throughput("train"))
+        self.log("train/tokens_per_s", self._clock.rate("train"))
 
     def on_test_epoch_start(self) -> None:
         for metric in self.report_metrics.values():
             metric.reset()
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._tick("test")
+        self._clock.start("test")
         _, preds = self._step(batch, "test")
-        self._tock("test", batch)
+        self._clock.stop("test", batch["mask"].sum())
         mask, tags, known = batch["mask"], batch["tags"], batch["known"]
-        for name in ("precision", "recall", "f1"):
-            self.report_metrics[name].update(preds[mask], tags[mask])
-        self.report_metrics["acc_known"].update(preds[mask & known], tags[mask & known])
-        self.report_metrics["acc_unknown"].update(preds[mask & ~known], tags[mask & ~known])
-        self._clock["unknown_tokens"] = self._clock.get("unknown_tokens", 0.0) + float((mask & ~known).sum())
+        for name, where in (("acc_known", mask & known), ("acc_unknown", mask & ~known)):
+            if bool(where.any()):  # torchmetrics refuses an empty update (a batch without unknown words)
+                self.report_metrics[name].update(preds[where], tags[where])
+        self._unknown_tokens += float((mask & ~known).sum())
 
     def on_test_epoch_end(self) -> None:
-        """Log known/unknown accuracy, macro F1 and per-tag F1; write the per-tag report next to the logs."""
-        tokens = self._clock.get("test_tokens", 0.0)
-        unknown = self._clock.pop("unknown_tokens", 0.0)
-        report = {"tokens": int(tokens), "unknown_tokens": int(unknown), "tokens_per_s": self._throughput("test")}
-        per_tag = {name: self.report_metrics[name].compute().tolist() for name in ("precision", "recall", "f1")}
+        """Log known/unknown-word accuracy (unknown: only when the test set has unknown words), macro F1 and per-tag
+        F1 (from the shared per-class report, ``apps.reports``, which also writes them next to the metrics)."""
+        tokens, unknown = self._clock.items.get("test", 0.0), self._unknown_tokens
+        self._unknown_tokens = 0.0
+        report: dict[str, Any] = {"tokens": int(tokens), "unknown_tokens": int(unknown),
+                                  "tokens_per_s": self._clock.rate("test")}
         for name in ("acc_known", "acc_unknown"):
-            report[name] = float(self.report_metrics[name].compute())
-        tags = self.vocab.tag_names
-        rows = {tags[i]: {k: per_tag[k][i] for k in per_tag} for i in range(2, len(tags))}
-        report["f1_macro"] = sum(r["f1"] for r in rows.values()) / max(1, len(rows))
-        report["per_tag"] = rows
-        self.log_dict({"test/acc_known": report["acc_known"], "test/acc_unknown": report["acc_unknown"],
-                       "test/unknown_rate": unknown / max(1.0, tokens), "test/f1_macro": report["f1_macro"],
-                       "test/tokens_per_s": report["tokens_per_s"]})
+            metric = self.report_metrics[name]
+            report[name] = float(metric.compute()) if metric.update_count else None
+        confusion = self.test_confusion
+        rows = per_class(confusion.compute(), self.vocab.tag_names) if confusion.update_count else {}
+        report["f1_macro"] = summary(rows).get("macro_f1", 0.0)
+        logged = {"test/unknown_rate": unknown / max(1.0, tokens), "test/f1_macro": report["f1_macro"],
+                  "test/tokens_per_s": report["tokens_per_s"]}
+        logged.update({f"test/{k}": report[k] for k in ("acc_known", "acc_unknown") if report[k] is not None})
+        self.log_dict(logged)
         self.log_dict({f"test/f1/{tag}": row["f1"] for tag, row in rows.items()})
-        self._write_report(report)
-
-    def _write_report(self, report: dict[str, Any]) -> None:
-        lines = [f"{'tag':<8} {'precision':>9} {'recall':>9} {'f1':>9}"]
-        lines += [f"{tag:<8} {r['precision']:>9.4f} {r['recall']:>9.4f} {r['f1']:>9.4f}"
-                  for tag, r in report["per_tag"].items()]
-        lines.append(f"known-word acc {report['acc_known']:.4f}, unknown-word acc {report['acc_unknown']:.4f} "
-                     f"({report['unknown_tokens']} of {report['tokens']} words unknown), "
-                     f"{report['tokens_per_s']:.0f} tokens/s")
         self.test_report = report
-        if self.trainer.is_global_zero:
-            # next to the checkpoint, like the CLI's metrics JSON; in the log dir without one
-            ckpt = self.trainer.ckpt_path
-            base = Path(ckpt).with_suffix("") if ckpt else Path(self.trainer.log_dir or ".") / "test"
-            out = base.parent / f"{base.name}.pos_report"
-            write_atomic(Path(f"{out}.json"), json.dumps(report, indent=2) + "\n")
-            write_atomic(Path(f"{out}.txt"), "\n".join(lines) + "\n")
-            self.report_path = Path(f"{out}.txt")
-            rank_zero_info("\n".join(lines) + f"\nreport saved to {out}.txt / .json")
+        known = "n/a" if report["acc_known"] is None else f"{report['acc_known']:.4f}"
+        unknown_acc = "n/a" if report["acc_unknown"] is None else f"{report['acc_unknown']:.4f}"
+        rank_zero_info(f"known-word acc {known}, unknown-word acc {unknown_acc} ({report['unknown_tokens']} of "
+                       f"{report['tokens']} words unknown), {report['tokens_per_s']:.0f} tokens/s")
+
+    def class_names(self) -> list[str] | None:
+        return self.vocab.tag_names if self.vocab is not None else None
+
+    def report_extras(self) -> dict[str, Any]:
+        """Known/unknown-word accuracy, word counts and tokens/s of the test (``on_test_epoch_end``)."""
+        return dict(getattr(self, "test_report", {}))
 
     # ------------------------------------------------------------------ predict
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
@@ -418,7 +398,15 @@ class Tagger(AttnLabModule):
         if dm is None or not hasattr(dm, "render_predictions"):
             return []
         predicted = dict(item for batch in outputs for item in batch)
-        return [(dm.output_path(), dm.render_predictions(predicted, self.vocab.tagset))]
+        out = self.prediction_path(dm.predict_output, dm.output_path().name)
+        return [(out, dm.render_predictions(predicted, self.vocab.tagset))]
+
+    # ------------------------------------------------------------------ explain
+    def explain_batch(self, loader: Any) -> dict[str, Tensor]:
+        return first_batch_with_length(loader)
+
+    def explain_figures(self, batch: dict[str, Tensor], out: Path, example: int) -> list[Path]:
+        return draw_tagger(self, self.datamodule(), batch, out, example)
 
     @torch.no_grad()
     def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:

@@ -1,8 +1,10 @@
 """Run folders and atomic writes: where every attnlab run writes, and how a file is written.
 
-A run is ``<default_root_dir>/runs/<app>/version_N/``: logs (CSV, TensorBoard in ``tb/``), ``config.yaml``,
-``checkpoints/`` with ``best.txt`` (the best checkpoint's file name), metrics JSON next to the checkpoint a test
-evaluated. ``--ckpt_path best|last`` is resolved here, outside the fit that made the checkpoints.
+A run is ``<default_root_dir>/<app>/version_N/`` (``default_root_dir`` defaults to ``runs``): logs (CSV,
+TensorBoard in ``tb/``), ``config.yaml``, ``checkpoints/`` with ``best.txt`` (the best checkpoint's file name);
+next to the checkpoint a test evaluated, its metrics JSON, per-class report and confusion matrix; the
+predictions of a predict run unless ``data.predict_output`` names a path. ``--ckpt_path best|last`` is resolved
+here, outside the fit that made the checkpoints.
 
 Every file the project writes goes through ``write_atomic`` / ``save_atomic``: a temporary file in the target's
 folder, flushed and fsync'ed, then ``os.replace`` over the target, so a reader (or a resumed run) sees the old
@@ -64,13 +66,17 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
 
 # -------------------------------------------------------------------------------------------- run folders
 def app_name(model_class: type) -> str:
-    """The folder under ``runs/``: the class attribute ``app_name``, else the lower-cased class name."""
+    """The folder under the run root: the class attribute ``app_name``, else the lower-cased class name."""
     return getattr(model_class, "app_name", None) or model_class.__name__.lower()
 
 
+DEFAULT_ROOT = "runs"  # the run root when the trainer's default_root_dir is unset
+
+
 def runs_root(default_root_dir: str | os.PathLike | None) -> Path:
-    """``runs/`` inside the trainer's default_root_dir (the working directory when unset)."""
-    return Path(default_root_dir or ".") / "runs"
+    """The folder holding ``<app>/version_N``: the trainer's default_root_dir itself, ``runs`` when unset
+    (``--trainer.default_root_dir X`` gives ``X/<app>/version_N``, never ``X/runs/...``)."""
+    return Path(default_root_dir or DEFAULT_ROOT)
 
 
 def versions(app_dir: Path) -> list[tuple[int, Path]]:
@@ -136,6 +142,12 @@ def find_checkpoint(app_dir: Path, which: Literal["best", "last"]) -> Path:
     )
 
 
+def evaluation_path(checkpoint: str | os.PathLike | None, log_dir: str | os.PathLike, name: str) -> Path:
+    """Where an evaluation of ``checkpoint`` writes its file ``name`` (``metrics.json``, ``report.txt``,
+    ``confusion.png``, ...): ``<checkpoint without .ckpt>.<name>`` next to it, else ``name`` in the run folder."""
+    return Path(checkpoint).with_suffix(f".{name}") if checkpoint else Path(log_dir) / name
+
+
 def metrics_path(checkpoint: str | os.PathLike | None, log_dir: str | os.PathLike) -> Path:
     """Where ``attnlab test`` writes its metrics: next to the checkpoint it evaluated, else in the run folder."""
-    return Path(checkpoint).with_suffix(".metrics.json") if checkpoint else Path(log_dir) / "metrics.json"
+    return evaluation_path(checkpoint, log_dir, "metrics.json")

@@ -6,7 +6,8 @@ pattern) is a config line.
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,6 +16,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from core import Encoder, EncoderConfig, Full, LearnedPositions, Pattern, masked_mean, sinusoidal_positions
 
 from .base import AttnLabModule, OptimConfig
+from .plotting import first_batch_with_length
+from .sequence_figures import draw_sequence
 
 SEQUENCE_ENCODER = EncoderConfig(dim=64, depth=2, num_heads=4, dropout=0.1)  # SequenceClassifier's default
 
@@ -94,4 +97,10 @@ class SequenceClassifier(SequenceLabelSteps, AttnLabModule):
     def predict_step(self, batch, batch_idx: int) -> Tensor:
         tokens, padding_mask = batch[0], batch[1]
         return self(tokens, padding_mask).argmax(-1)
+
+    def explain_batch(self, loader: Any) -> Any:
+        return first_batch_with_length(loader)
+
+    def explain_figures(self, batch: Any, out: Path, example: int) -> list[Path]:
+        return draw_sequence(self, self.datamodule(), batch, out, example)
 

@@ -13,7 +13,6 @@ and travel in every checkpoint (``speech_meta``), so a checkpoint alone can labe
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +33,8 @@ from datamodules.speech import (
     merge_frames,
 )
 
-from .base import AttnLabModule, OptimConfig
+from .base import AttnLabModule, OptimConfig, ThroughputClock
+from .speech_figures import draw_speech
 
 
 def splice(features: Tensor, mask: Tensor, context: int) -> Tensor:
@@ -135,7 +135,7 @@ class SpeechModule(AttnLabModule):
         self.drop = nn.Dropout(encoder.dropout)
         self.meta: SpeechMeta | None = None
         self.input: nn.Linear | None = None
-        self._clock: dict[str, float] = {}
+        self._clock = ThroughputClock()
 
     # ------------------------------------------------------------------ meta (model <-> datamodule)
     def set_meta(self, meta: SpeechMeta) -> None:
@@ -154,6 +154,12 @@ class SpeechModule(AttnLabModule):
     def setup(self, stage: str) -> None:
         self.setup_data_state(stage)
 
+    def explain_figures(self, batch: dict[str, Tensor], out: Path, example: int) -> list[Path]:
+        return draw_speech(self, self.datamodule(), batch, out, example)
+
+    def class_names(self) -> list[str] | None:
+        return list(self.meta.labels) if self.meta is not None else None
+
     def _require_meta(self) -> SpeechMeta:
         if self.meta is None:
             raise RuntimeError(f"{type(self).__name__} has no label inventory yet: train it (attnlab fit) or load "
@@ -167,15 +173,14 @@ class SpeechModule(AttnLabModule):
         return self.encoder(x, pattern=self.pattern, padding_mask=mask, return_weights=return_weights)
 
     # ------------------------------------------------------------------ throughput
-    def on_train_epoch_start(self) -> None:
-        self._clock = {"start": time.perf_counter(), "frames": 0.0}
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self._clock.start("train")
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self._clock["frames"] = self._clock.get("frames", 0.0) + float(batch["mask"].sum())
+        self._clock.stop("train", batch["mask"].sum())  # forward, backward and optimizer step
 
     def on_train_epoch_end(self) -> None:
-        seconds = time.perf_counter() - self._clock.get("start", time.perf_counter())
-        self.log("train/frames_per_s", self._clock.get("frames", 0.0) / max(seconds, 1e-9))
+        self.log("train/frames_per_s", self._clock.rate("train"))
 
 
 class FrameClassifier(SpeechModule):
@@ -267,7 +272,7 @@ class FrameClassifier(SpeechModule):
         dm = self.datamodule()
         if dm is None or not hasattr(dm, "output_path"):
             return []
-        out, cfg = dm.output_path(), self._require_meta().features
+        out, cfg = self.prediction_path(dm.predict_output, dm.output_path().name), self._require_meta().features
         files = []
         for index, labels in sorted((item for batch in outputs for item in batch), key=lambda item: item[0]):
             p = dm.item("predict", index)
@@ -388,4 +393,5 @@ class UtteranceClassifier(SpeechModule):
             return []
         rows = [f"{dm.item('predict', i).utt.id}\t{lab}\t{p:.4f}\n"
                 for i, lab, p in sorted((item for batch in outputs for item in batch), key=lambda item: item[0])]
-        return [(dm.output_path(), "id\tlabel\tprobability\n" + "".join(rows))]
+        out = self.prediction_path(dm.predict_output, dm.output_path().name)
+        return [(out, "id\tlabel\tprobability\n" + "".join(rows))]

@@ -29,6 +29,7 @@ from torchvision.transforms import v2
 from core import Encoder, EncoderConfig, Full, Pattern, sinusoidal_2d
 
 from .base import AttnLabModule, OptimConfig
+from .vision_figures import draw_vision, one_image_per_class
 
 Backbone = Literal["vit", "resnet"]
 # ``ViT``'s encoder when none is given: ViT-Ti-like, LayerNorm epsilon 1e-6 as torchvision/timm
@@ -406,6 +407,9 @@ class ViTClassifier(AttnLabModule):
         if self.data_state_key in checkpoint:
             super().on_load_checkpoint(checkpoint)
 
+    def class_names(self) -> list[str] | None:
+        return list(self.stats["classes"]) if self.stats else None
+
     # ---------------------------------------------------------------------------------------- predict
     def predict_step(self, batch, batch_idx: int) -> tuple[Tensor, Tensor]:
         probs = self(batch[0]).softmax(-1)
@@ -426,7 +430,18 @@ class ViTClassifier(AttnLabModule):
         for name, p_row, i_row in zip(dm.predict_set.names, probs.tolist(), index.tolist(), strict=True):
             cells = ",".join(f"{_csv(classes[c])},{p:.6f}" for c, p in zip(i_row, p_row, strict=True))
             lines.append(f"{_csv(name)},{cells}")
-        return [(Path(dm.predict_output), "\n".join(lines) + "\n")]
+        return [(self.prediction_path(dm.predict_output, "predictions.csv"), "\n".join(lines) + "\n")]
+
+    # ---------------------------------------------------------------------------------------- explain
+    def explain_batch(self, loader: Any) -> tuple[Tensor, Tensor]:
+        """One image of each class (a validation split may be ordered by class: CIFAR's first batch is all
+        airplanes)."""
+        return one_image_per_class(loader)
+
+    def explain_figures(self, batch: tuple[Tensor, Tensor], out: Path, example: int) -> list[Path]:
+        if not isinstance(self.net, ViT):
+            raise ValueError("explain: model.backbone is resnet, which has no attention to draw")
+        return draw_vision(self, self.datamodule(), batch, out, example)
 
 
 def _csv(text: str) -> str:

@@ -81,7 +81,8 @@ def test_test_writes_metrics_json_next_to_checkpoint(in_run_dir: Path, which: st
     attnlab("test", *TINY, "--ckpt_path", which)
     out = ckpt.with_suffix(".metrics.json")
     record = json.loads(out.read_text())
-    assert set(record) == {"metrics", "checkpoint", "model", "data", "dataset", "config_sha256", "date"}
+    assert set(record) == {"metrics", "split", "examples", "batches", "limits", "report", "checkpoint", "model", "data",
+                           "dataset", "config_sha256", "date"}
     assert record["dataset"].startswith("SyntheticSequences(") and record["dataset"].endswith("split test")
     assert Path(record["checkpoint"]) == ckpt
     assert record["model"] == "apps.sequence.SequenceClassifier"

@@ -361,8 +361,9 @@ def test_test_reports_known_unknown_and_per_tag(in_run_dir: Path) -> None:
     assert metrics["test/acc"] > 0.97 and metrics["test/acc_unknown"] > 0.5 and metrics["test/acc_known"] > 0.97
     assert 0 < metrics["test/unknown_rate"] < 0.2 and metrics["test/tokens_per_s"] > 0
     assert {"test/f1/NOUN", "test/f1/VERB", "test/f1_macro"} <= set(metrics)
-    report = json.loads(ckpt.with_name(ckpt.stem + ".pos_report.json").read_text())
-    assert set(report["per_tag"]["NOUN"]) == {"precision", "recall", "f1"}
+    report = json.loads(ckpt.with_suffix(".report.json").read_text())  # the shared per-class report
+    assert set(report["classes"]["NOUN"]) == {"precision", "recall", "f1", "support"}
+    assert report["extras"]["acc_unknown"] == metrics["test/acc_unknown"]
 
 
 @pytest.mark.filterwarnings("ignore:.*custom batch sampler")

@@ -95,7 +95,8 @@ def test_test_writes_metrics_json(app: str, trained, monkeypatch: pytest.MonkeyP
     attnlab("test", *args, *QUIET, "--ckpt_path", "best")
     ckpt = find_checkpoint(Path("runs") / folder, "best")
     record = json.loads(ckpt.with_suffix(".metrics.json").read_text())
-    assert set(record) == {"metrics", "checkpoint", "model", "data", "dataset", "config_sha256", "date"}
+    assert set(record) == {"metrics", "split", "examples", "batches", "limits", "report", "checkpoint", "model", "data",
+                           "dataset", "config_sha256", "date"}
     assert record["metrics"] and all(isinstance(v, float) and math.isfinite(v) for v in record["metrics"].values())
     assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
     assert Path(record["checkpoint"]) == ckpt and record["model"].startswith("apps.")
@@ -216,12 +217,12 @@ def test_fine_tune_graph_with_new_input_projection_and_head(trained, monkeypatch
             "--model.norm", "layer", "--model.input_proj", "true", "--model.output", "linear",
             "--model.edge_features", "false", "--data.csbm.num_classes", "3", "--data.csbm.num_nodes", "300",
             "--trainer.default_root_dir", "csbm")
-    run = sorted((Path("csbm") / "runs" / "graph").glob("version_*"))[-1]
+    run = sorted((Path("csbm") / "graph").glob("version_*"))[-1]
     report = json.loads((run / "init_from.json").read_text())
     assert report["source"] == str(source)
     assert set(report["reshaped"]) == {"input_proj.weight", "head.weight", "head.bias"}
     assert any(k.startswith("encoder.layers.1.") for k in report["loaded"]) and not report["missing"]
-    tuned = NodeClassifier.load_from_checkpoint(find_checkpoint(Path("csbm") / "runs" / "graph", "last"))
+    tuned = NodeClassifier.load_from_checkpoint(find_checkpoint(Path("csbm") / "graph", "last"))
     original = torch.load(source, weights_only=True)["state_dict"]
     for key, value in tuned.state_dict().items():
         if key.startswith("encoder."):  # frozen: still the source's weights

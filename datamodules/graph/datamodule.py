@@ -52,7 +52,8 @@ class GraphData(AttnLabDataModule):
     ``normalize``: "row" (features sum to 1, as GCN/GAT on Planetoid), "standard" (zero mean, unit
     variance per column) or "none". ``positional_encoding``: "laplacian"
     (``pe_dim`` Laplacian eigenvectors) or "random_walk" (``pe_dim`` return probabilities), appended to the
-    (normalised) features. ``predict_output``: the CSV ``attnlab predict`` writes (node_id, class, prob).
+    (normalised) features. ``predict_output``: the CSV ``attnlab predict`` writes (node_id, class, prob);
+    None: ``predictions.csv`` in the predict run's folder.
     ``root``: the writable folder Planetoid files are kept in (PyG writes ``processed/`` next to ``raw/``);
     ``shared_root``: a folder to copy missing raw files from (None: none; a config may name a read-only copy).
     """
@@ -77,7 +78,7 @@ class GraphData(AttnLabDataModule):
         batch_size: int = 512,
         num_workers: int = 0,
         pin_memory: bool | None = None,
-        predict_output: str = "predictions.csv",
+        predict_output: str | None = None,
         dataset: str | None = None,
         dataset_args: dict[str, Any] | None = None,
         nodes: str | None = None,

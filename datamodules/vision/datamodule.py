@@ -52,8 +52,9 @@ class VisionData(AttnLabDataModule):
     ``affine_scale``: random rotation by up to that many degrees and scaling by 1 ± that factor (0 = off);
     ``rand_augment``: RandAugment
     operations per image (0 = off) at ``rand_augment_magnitude``. ``predict_path``: an image file or folder to
-    classify (None = the test split); ``predict_output``: the CSV ``attnlab predict`` writes. ``cache``: keep the
-    decoded images of a folder source under ``root/.cache`` so later runs skip decoding.
+    classify (None = the test split); ``predict_output``: the CSV ``attnlab predict`` writes (None:
+    ``predictions.csv`` in the predict run's folder). ``cache``: keep the decoded images of a folder source under
+    ``root/.cache`` so later runs skip decoding.
 
     Your own images: ``source: folder`` with ``path`` holding ``train/`` and optionally ``val/`` (or
     ``validation/``, ``valid/``) and ``test/``, one sub-folder per class (a val folder replaces the random
@@ -88,7 +89,7 @@ class VisionData(AttnLabDataModule):
         num_workers: int = 0,
         pin_memory: bool | None = None,
         predict_path: str | None = None,
-        predict_output: str = "predictions.csv",
+        predict_output: str | None = None,
         dataset: str | None = None,
         dataset_args: dict[str, Any] | None = None,
         crop_pct: float = 1.0,
