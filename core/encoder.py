@@ -86,7 +86,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, pattern: Pattern | None = None, padding_mask: Tensor | None = None,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
-        check_finite(x, "the encoder's input", padding_mask)
+        check_finite(x, "the encoder's input")
         all_weights = []
         for block in self.blocks:
             x, weights = block(x, pattern, padding_mask, return_weights)
