@@ -341,3 +341,19 @@ def test_custom_pos_config_fits_and_tags_raw_text_ud_style(tmp_path: Path, monke
     first, second = conllu.parse((tmp_path / "tagged.conllu").read_text())
     assert [t["form"] for t in first] == ["The", "man", "saw", "the", "dog", "'s", "book", "."]
     assert [t["form"] for t in second][:4] == ["She", "ca", "n't", "watch"] and all(t["upos"] for t in second)
+
+
+def test_bad_own_data_is_one_line_user_error(tmp_path: Path) -> None:
+    from core.errors import UserError
+    from datamodules.pos import UDTreebank
+    from datamodules.vision import VisionData
+
+    nodes = write(tmp_path / "nodes.csv", "id,label,f\na,0,1\nb,1,oops\n")
+    edges = write(tmp_path / "edges.csv", "source,target\na,b\n")
+    for build in (lambda: GraphData(source="csv", nodes=nodes, edges=edges).setup(),
+                  lambda: GraphData(source="pyg"), lambda: VisionData(crop_pct=0.0),
+                  lambda: VisionData(source="torchvision", dataset="NoSuchSet").setup(),
+                  lambda: UDTreebank(tokenizer="nltk")):
+        with pytest.raises(UserError) as error:
+            build()
+        assert "\n" not in str(error.value)

@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
+from core.errors import ConfigError
+
 from ..base import AttnLabDataModule
 from .checks import STAGE_MASKS, check_graph
 from .csbm import CSBM
@@ -97,11 +99,11 @@ class GraphData(AttnLabDataModule):
             raise ValueError("data.source=file needs data.path: a torch.save'd torch_geometric Data or dict with x, "
                              "edge_index, y")
         if source == "pyg" and not dataset:
-            raise ValueError("data.source=pyg needs data.dataset: a torch_geometric.datasets class name, e.g. Amazon "
-                             "(with data.dataset_args: {name: Photo})")
+            raise ConfigError("data.source=pyg needs data.dataset: a torch_geometric.datasets class name, e.g. Amazon "
+                              "(with data.dataset_args: {name: Photo})")
         if source == "csv" and not (nodes and edges):
-            raise ValueError("data.source=csv needs data.nodes and data.edges: a nodes CSV (id, label, features) "
-                             "and an edges CSV (source, target)")
+            raise ConfigError("data.source=csv needs data.nodes and data.edges: a nodes CSV (id, label, features) "
+                              "and an edges CSV (source, target)")
         if split is None:  # a file's or dataset's own masks when it has all three (see load), else random
             split = "public" if source in PLANETOID else None if source in ("file", "pyg") else "random"
         if split == "public" and source not in PLANETOID:

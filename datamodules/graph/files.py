@@ -20,6 +20,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch_geometric.data import Data
 
+from core.errors import DataError
+
 from ..paths import DataNotFoundError, describe
 from .checks import STAGE_MASKS
 
@@ -41,7 +43,7 @@ def _as_dict(obj: object, path: Path) -> dict[str, Any]:
         return {key: obj[key] for key in obj.keys()}
     if isinstance(obj, dict):
         return dict(obj)
-    raise ValueError(f"{path}: expected a dict with keys x, edge_index, y, or a torch_geometric Data, got "
+    raise DataError(f"{path}: expected a dict with keys x, edge_index, y, or a torch_geometric Data, got "
                      f"{type(obj).__name__} (data.path)")
 
 
@@ -57,16 +59,16 @@ def load_file(path: Path) -> Data:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         first = str(err).strip().splitlines()[-1][:300] if str(err).strip() else ""
-        raise ValueError(f"{path}: cannot be read as a torch.save'd graph (data.path): {type(err).__name__}: "
+        raise DataError(f"{path}: cannot be read as a torch.save'd graph (data.path): {type(err).__name__}: "
                          f"{first}. Save a torch_geometric Data or a dict of tensors with torch.save") from err
     items = _as_dict(obj, path)
     for key in ("x", "edge_index", "y"):
         if not isinstance(items.get(key), Tensor):
-            raise ValueError(f"{path}: missing `{key}`; expected a tensor (x: (N, F) features, y: (N,) labels, "
+            raise DataError(f"{path}: missing `{key}`; expected a tensor (x: (N, F) features, y: (N,) labels, "
                              f"edge_index: (2, E) source/target ids); the file holds {sorted(items)} (data.path)")
     num_nodes = items.pop("num_nodes", None)
     if num_nodes is not None and int(num_nodes) != items["x"].size(0):
-        raise ValueError(f"{path}: num_nodes = {int(num_nodes)} but `x` has {items['x'].size(0)} rows; expected "
+        raise DataError(f"{path}: num_nodes = {int(num_nodes)} but `x` has {items['x'].size(0)} rows; expected "
                          f"one feature row per node")
     ignored = sorted(set(items) - set(GRAPH_KEYS))
     if ignored:

@@ -11,15 +11,17 @@ it has all three (a 2-D mask, several splits, contributes its first column), els
 from __future__ import annotations
 
 import inspect
-import warnings
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 from torch_geometric.data import Data
 
+from core.errors import ConfigError, DataError
+
 from ..paths import DataNotFoundError, describe
 from .checks import STAGE_MASKS
+from .safe_load import strict_pyg_loads
 
 
 def pyg_dataset_class(name: str) -> type:
@@ -31,7 +33,7 @@ def pyg_dataset_class(name: str) -> type:
     cls = getattr(pyg_datasets, name, None)
     if not inspect.isclass(cls):
         close = difflib.get_close_matches(name, pyg_datasets.__all__, n=5, cutoff=0.5)
-        raise ValueError(f"data.dataset = {name!r} is not a class of torch_geometric.datasets"
+        raise ConfigError(f"data.dataset = {name!r} is not a class of torch_geometric.datasets"
                          + (f"; did you mean {', '.join(close)}?" if close else "; see torch_geometric.datasets"))
     return cls
 
@@ -46,22 +48,21 @@ def load_pyg(name: str, root: Path, args: dict[str, Any] | None = None) -> Data:
         kwargs.setdefault("root", str(root / name))  # one folder per class: classes with root/raw cannot collide
     where = f"data.source=pyg data.dataset={name}"
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*weights_only.*")
+        with strict_pyg_loads(kwargs.get("root", root)):  # processed/ read weights_only, an unsafe one rebuilt
             dataset = cls(**kwargs)
     except TypeError as err:  # a wrong or missing constructor argument
-        raise ValueError(f"{where}: {cls.__name__}{inspect.signature(cls)} cannot be built with data.dataset_args "
+        raise ConfigError(f"{where}: {cls.__name__}{inspect.signature(cls)} cannot be built with data.dataset_args "
                          f"{args or {}}: {err}") from err
     except (OSError, RuntimeError) as err:  # no network, refused download, missing raw files
         raise DataNotFoundError(f"{where}: could not load or download it under {describe(kwargs.get('root', root))} "
                                 f"(data.root) ({type(err).__name__}: {err}); run once on a connected machine, or put "
                                 f"the dataset's files there") from err
     if len(dataset) == 0:
-        raise ValueError(f"{where}: the dataset holds no graph")
+        raise DataError(f"{where}: the dataset holds no graph")
     data = dataset[0]
     out = {key: data[key] for key in ("x", "edge_index", "y", "edge_attr") if isinstance(data.get(key), Tensor)}
     if "x" not in out:
-        raise ValueError(f"{where}: the graph has no node features `x`; attnlab's node classifier needs them")
+        raise DataError(f"{where}: the graph has no node features `x`; attnlab's node classifier needs them")
     if isinstance(out.get("y"), Tensor) and out["y"].dim() == 2 and out["y"].size(1) == 1:
         out["y"] = out["y"].squeeze(1)
     for key in STAGE_MASKS:

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch_geometric.data import Data
 
+from core.errors import DataError
+
 from ..paths import require_file
 
 MAX_ONE_HOT = 20_000
@@ -46,23 +48,23 @@ def _rows(path: Path, key: str, required: list[str], allow_empty: bool = False
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
         if not header:
-            raise ValueError(f"{path}: empty file; expected a header line ({key})")
+            raise DataError(f"{path}: empty file; expected a header line ({key})")
         reader.fieldnames = header
         for name in required:
             if name not in header:
-                raise ValueError(f"{path}:1: no column {name!r} in the header {header} ({key}); rename the column "
+                raise DataError(f"{path}:1: no column {name!r} in the header {header} ({key}); rename the column "
                                  f"or set the config key that names it")
         rows = []
         for row in reader:
             if None in row:  # more cells than header columns
-                raise ValueError(f"{path}:{reader.line_num}: {len(header) + len(row[None])} cells but the header has "
+                raise DataError(f"{path}:{reader.line_num}: {len(header) + len(row[None])} cells but the header has "
                                  f"{len(header)} columns ({key})")
             if any(v is None for v in row.values()):
-                raise ValueError(f"{path}:{reader.line_num}: fewer cells than the {len(header)} header columns "
+                raise DataError(f"{path}:{reader.line_num}: fewer cells than the {len(header)} header columns "
                                  f"({key})")
             rows.append((reader.line_num, {k: v.strip() for k, v in row.items()}))
     if not rows and not allow_empty:
-        raise ValueError(f"{path}: no rows under the header ({key})")
+        raise DataError(f"{path}: no rows under the header ({key})")
     return header, rows
 
 
@@ -85,9 +87,9 @@ def load_csv(nodes: str | Path | None, edges: str | Path | None, id_column: str 
     for line, row in rows:
         node = row[id_column]
         if not node:
-            raise ValueError(f"{nodes}:{line}: empty id in column {id_column!r} (data.id_column)")
+            raise DataError(f"{nodes}:{line}: empty id in column {id_column!r} (data.id_column)")
         if node in index:
-            raise ValueError(f"{nodes}:{line}: node id {node!r} appears twice (first on line {rows[index[node]][0]}; "
+            raise DataError(f"{nodes}:{line}: node id {node!r} appears twice (first on line {rows[index[node]][0]}; "
                              f"data.id_column={id_column!r})")
         index[node] = len(index)
     if features:
@@ -97,17 +99,17 @@ def load_csv(nodes: str | Path | None, edges: str | Path | None, id_column: str 
                 try:
                     x[i, j] = float(row[column])
                 except ValueError:
-                    raise ValueError(f"{nodes}:{line}: column {column!r} holds {row[column]!r}, not a number; "
+                    raise DataError(f"{nodes}:{line}: column {column!r} holds {row[column]!r}, not a number; "
                                      f"feature columns must be numeric (data.feature_columns selects them)") from None
     elif len(rows) <= MAX_ONE_HOT:
         x = torch.eye(len(rows))
     else:
-        raise ValueError(f"{nodes}: no feature columns besides {id_column!r} and {label_column!r}, and "
+        raise DataError(f"{nodes}: no feature columns besides {id_column!r} and {label_column!r}, and "
                          f"{len(rows)} nodes are too many for one-hot id features (at most {MAX_ONE_HOT}); add "
                          f"feature columns (data.feature_columns)")
     classes = _class_order({row[label_column] for _, row in rows if row[label_column]})
     if not classes:
-        raise ValueError(f"{nodes}: column {label_column!r} is empty on every row; label some nodes "
+        raise DataError(f"{nodes}: column {label_column!r} is empty on every row; label some nodes "
                          f"(data.label_column names the column)")
     class_index = {name: c for c, name in enumerate(classes)}
     y = torch.tensor([class_index[row[label_column]] if row[label_column] else -1 for _, row in rows])
@@ -118,7 +120,7 @@ def load_csv(nodes: str | Path | None, edges: str | Path | None, id_column: str 
         for column, key in ((source_column, "data.source_column"), (target_column, "data.target_column")):
             node = row[column]
             if node not in index:
-                raise ValueError(f"{edges}:{line}: {column} {node!r} is no node id of {nodes} ({key}; ids must "
+                raise DataError(f"{edges}:{line}: {column} {node!r} is no node id of {nodes} ({key}; ids must "
                                  f"match data.id_column={id_column!r} exactly)")
             ends.append(index[node])
         pairs.append(ends)

@@ -12,6 +12,8 @@ from typing import Literal
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 
+from core.errors import ConfigError
+
 from ..base import AttnLabDataModule
 from ..batching import BucketBatchSampler
 from .batches import EncodedSentences, collate
@@ -73,7 +75,7 @@ class PosDataModule(AttnLabDataModule):
         self.max_suffix, self.min_suffix_words, self.aux_tagset = max_suffix, min_suffix_words, aux_tagset
         self.predict_path, self.predict_format, self.predict_output = predict_path, predict_format, predict_output
         if tokenizer not in TOKENIZERS:
-            raise ValueError(f"data.tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+            raise ConfigError(f"data.tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
         self.tokenizer, self.language, self.keep_columns = tokenizer, language, keep_columns
         self.seed = seed
         self.vocab: PosVocab | None = None

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import conllu
 
+from core.errors import ConfigError
+
 from ..paths import require_file
 from .conllu import FIELDS, Sentence
 
@@ -40,12 +42,12 @@ def spacy_tokenizer(language: str = "en") -> Any:
     try:
         import spacy
     except ImportError as err:
-        raise ValueError("data.tokenizer=spacy needs the spacy package (pip install spacy; attnlab lists it in its "
+        raise ConfigError("data.tokenizer=spacy needs the spacy package (pip install spacy; attnlab lists it in its "
                          "dependencies); or set data.tokenizer to whitespace (pretokenised text) or regex") from err
     try:
         return spacy.blank(language).tokenizer
     except Exception as err:  # unknown language code
-        raise ValueError(f"data.language = {language!r}: spaCy has no such language ({err})") from err
+        raise ConfigError(f"data.language = {language!r}: spaCy has no such language ({err})") from err
 
 
 def split_tokens(line: str, tokenizer: Tokenizer = "spacy", language: str = "en") -> list[tuple[str, bool]]:
@@ -60,7 +62,7 @@ def split_tokens(line: str, tokenizer: Tokenizer = "spacy", language: str = "en"
     if tokenizer == "spacy":
         tokens = [t for t in spacy_tokenizer(language)(line) if not t.is_space]
         return [(t.text, bool(t.whitespace_) or i + 1 == len(tokens)) for i, t in enumerate(tokens)]
-    raise ValueError(f"data.tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
+    raise ConfigError(f"data.tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
 
 
 def text_sentence(line: str, sent_id: str, tokenizer: Tokenizer = "spacy", language: str = "en"

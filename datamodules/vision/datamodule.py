@@ -13,6 +13,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from core.errors import ConfigError
+
 from ..base import AttnLabDataModule
 from ..paths import missing
 from .cache import read_folder_cached
@@ -101,10 +103,10 @@ class VisionData(AttnLabDataModule):
             raise ValueError("data.source=folder needs data.path: a folder with train/ (and optionally val/ and "
                              "test/) class folders (or a .tar of one)")
         if source == "torchvision" and not dataset:
-            raise ValueError("data.source=torchvision needs data.dataset: a torchvision.datasets class name, e.g. "
-                             "CIFAR10 (other arguments in data.dataset_args)")
+            raise ConfigError("data.source=torchvision needs data.dataset: a torchvision.datasets class name, e.g. "
+                              "CIFAR10 (other arguments in data.dataset_args)")
         if not 0.0 < crop_pct <= 1.0:
-            raise ValueError(f"data.crop_pct must be in (0, 1] (timm's ImageNet eval: 0.875), got {crop_pct}")
+            raise ConfigError(f"data.crop_pct must be in (0, 1] (timm's ImageNet eval: 0.875), got {crop_pct}")
         if channels not in (None, 1, 3):
             raise ValueError(f"data.channels must be 1, 3 or null (the source's), got {channels}")
         if not 0.0 <= val_fraction < 1.0 or not 0.0 < test_fraction < 1.0:

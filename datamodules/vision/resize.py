@@ -19,13 +19,15 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchvision.transforms import v2
 
+from core.errors import ConfigError
+
 TIMM_CROP_PCT = 0.875  # timm.data.constants.DEFAULT_CROP_PCT
 
 
 def scale_size(size: int, crop_pct: float) -> int:
     """The shorter side before the centre crop (timm: ``math.floor(img_size / crop_pct)``)."""
     if not 0.0 < crop_pct <= 1.0:
-        raise ValueError(f"data.crop_pct must be in (0, 1], got {crop_pct}")
+        raise ConfigError(f"data.crop_pct must be in (0, 1], got {crop_pct}")
     return max(size, math.floor(size / crop_pct))
 
 

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from core.errors import ConfigError, DataError
+
 from ..paths import DataNotFoundError, describe
 from .images import ImageSet
 from .resize import common_size
@@ -33,7 +35,7 @@ def dataset_class(name: str) -> type:
     cls = getattr(tvd, name, None)
     if not inspect.isclass(cls):
         close = difflib.get_close_matches(name, tvd.__all__, n=5, cutoff=0.5)
-        raise ValueError(f"data.dataset = {name!r} is not a class of torchvision.datasets"
+        raise ConfigError(f"data.dataset = {name!r} is not a class of torchvision.datasets"
                          + (f"; did you mean {', '.join(close)}?" if close else ""))
     return cls
 
@@ -42,7 +44,7 @@ def _build(cls: type, kwargs: dict[str, Any], where: str) -> Any:
     try:
         return cls(**kwargs)
     except TypeError as err:
-        raise ValueError(f"{where}: {cls.__name__}{inspect.signature(cls)} cannot be built with {kwargs} "
+        raise ConfigError(f"{where}: {cls.__name__}{inspect.signature(cls)} cannot be built with {kwargs} "
                          f"(data.dataset_args): {err}") from err
     except RuntimeError as err:  # "Dataset not found or corrupted. You can use download=True to download it"
         raise DataNotFoundError(f"{where}: not found under {describe(kwargs.get('root', '.'))} (data.root) ({err}); "
@@ -63,7 +65,7 @@ def _image(item: Any, where: str) -> Tensor:
         if image.is_floating_point():
             image = image.clamp(0, 1).mul(255).round().to(torch.uint8)
         return image[:3] if image.size(0) in (1, 3) or image.size(0) > 3 else image[:1]
-    raise ValueError(f"{where}: items are ({type(item).__name__}, label); expected a PIL image or a tensor")
+    raise DataError(f"{where}: items are ({type(item).__name__}, label); expected a PIL image or a tensor")
 
 
 def to_image_set(ds: Any, size: int | None, crop_pct: float, where: str) -> ImageSet:
@@ -82,7 +84,7 @@ def to_image_set(ds: Any, size: int | None, crop_pct: float, where: str) -> Imag
         items = [_image(p[0], where) for p in pairs]
         labels = torch.as_tensor([int(p[1]) for p in pairs], dtype=torch.long)
     if not items:
-        raise ValueError(f"{where}: the dataset holds no image")
+        raise DataError(f"{where}: the dataset holds no image")
     if len({i.size(0) for i in items}) > 1:
         items = [i.expand(3, -1, -1) if i.size(0) == 1 else i for i in items]
     items, _ = common_size(items, size, crop_pct, where)
