@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from core.errors import DataError
+
 STAGE_MASKS = ("train_mask", "val_mask", "test_mask")
 
 
@@ -34,6 +36,18 @@ def check_graph(data: Data, where: str) -> Data:
         raise ValueError(f"{where}: `y` holds label {int(y.min())}; expected class ids >= 0 (-1: unlabelled)")
     if y.numel() and int(y.max()) < 0:
         raise ValueError(f"{where}: `y` labels no node (all -1); expected class ids >= 0 on some nodes")
+    used = y[y >= 0].unique()
+    if used.numel() and int(used.max()) + 1 - used.numel() > used.numel():  # e.g. 999 marking unlabelled nodes
+        top = int(used.max())
+        raise DataError(f"{where}: `y` uses {used.numel()} class ids but the largest is {top} (held by "
+                        f"{int((y == top).sum())} nodes), which would build a {top + 1}-class model",
+                        expected="class ids 0..C-1", fix="Mark unlabelled nodes with y = -1, not a sentinel id.")
+    bad = ~torch.isfinite(x) if x.is_floating_point() else None
+    if bad is not None and bool(bad.any()):
+        node, column = (int(i) for i in bad.nonzero()[0])
+        raise DataError(f"{where}: `x` holds {int(bad.sum())} NaN/Inf feature value(s), the first at node {node}, "
+                        f"feature column {column}", expected="finite features",
+                        fix="Fill or drop those values in the data (training would stop at step 0 with NaN).")
     if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_index.is_floating_point():
         raise ValueError(f"{where}: `edge_index` must be an integer tensor of shape (2, num_edges) holding "
                          f"(source, target) rows, got {edge_index.dtype} {tuple(edge_index.shape)}")

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 
 from ..base import AttnLabDataModule
 from .checks import STAGE_MASKS, check_graph
@@ -215,6 +216,14 @@ class GraphData(AttnLabDataModule):
     # ----------------------------------------------------------------- loaders
     def _loader(self, stage: str):
         data = self.graph
+        mask = getattr(data, f"{stage}_mask", None) if stage != "predict" else None
+        if mask is not None and not bool(mask.any()):  # e.g. val_fraction: 0 -- no batch instead of 0-node metrics
+            if stage == "test":
+                raise DataError(f"data.source={self.source}: test_mask selects no node", expected="a test split",
+                                fix="Lower data.train_fraction / data.val_fraction or give the graph test nodes.")
+            rank_zero_warn(f"data: {stage}_mask selects no node (data.val_fraction = {self.val_fraction}); "
+                           f"no {stage} batches, so no {stage} metrics and checkpoints follow the last epoch")
+            return []
         if self.mode == "full":
             return DataLoader([data], batch_size=1, collate_fn=_first)
         input_nodes = None if stage == "predict" else getattr(data, f"{stage}_mask")

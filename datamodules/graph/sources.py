@@ -14,7 +14,6 @@ Sources
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from torch_geometric.data import Data
 
 from ..paths import DataNotFoundError, describe
 from .files import load_file  # noqa: F401  (kept importable here: the reader lives in files.py)
+from .safe_load import strict_pyg_loads
 
 PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 PLANETOID_SUFFIXES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
@@ -73,8 +73,7 @@ def load_planetoid(name: str, root: Path, shared_root: Path | None, download: bo
     from torch_geometric.datasets import Planetoid
 
     ensure_planetoid_raw(name, root, shared_root, download)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*weights_only.*")
+    with strict_pyg_loads(root / PLANETOID[name]):  # processed/ read weights_only, an unsafe one rebuilt
         dataset = Planetoid(str(root), PLANETOID[name], split="public")
     return dataset[0]
 
