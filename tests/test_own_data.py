@@ -321,7 +321,8 @@ def test_custom_graph_config_fits_and_predicts_the_example_csv(tmp_path: Path, m
     main(["fit", *config, "--trainer.max_epochs", "3"])
     main(["predict", *config, "--ckpt_path", "best", "--data.predict_output", str(tmp_path / "nodes.csv")])
     rows = (tmp_path / "nodes.csv").read_text().splitlines()
-    assert rows[0].startswith("node_id") and len(rows) == 21  # every node, the three unlabelled ones too
+    assert rows[0] == "node_id,class,prob" and len(rows) == 21  # every node, the three unlabelled ones too
+    assert rows[1].startswith("ada,") and {r.split(",")[1] for r in rows[1:]} <= {"chess", "rowing"}  # user's names
 
 
 @pytest.mark.filterwarnings("ignore:.*custom batch sampler")
