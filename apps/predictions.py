@@ -19,9 +19,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from .runs import write_atomic
 
 
-def _flatten(predictions: Sequence[Any]) -> list[Any]:
+def _flatten(predictions: Sequence[Any], loaders: Any) -> list[Any]:
     """Lightning gives one list per predict dataloader when there are several; the apps read one list."""
-    if predictions and isinstance(predictions[0], list) and all(isinstance(p, list) for p in predictions):
+    if isinstance(loaders, list | tuple) and len(loaders) > 1:
         return [item for loader in predictions for item in loader]
     return list(predictions)
 
@@ -35,7 +35,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Sequence[Any],
                            batch_indices: Sequence[Any]) -> None:
-        outputs = _flatten(predictions or [])
+        outputs = _flatten(predictions or [], trainer.predict_dataloaders)
         if not outputs or not trainer.is_global_zero:
             return
         files = pl_module.format_predictions(outputs)

@@ -10,19 +10,17 @@ from pathlib import Path
 from typing import Literal
 
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch.utils.data import DataLoader
 
 from core.errors import ConfigError
 
-from ..base import AttnLabDataModule
-from ..batching import BucketBatchSampler
+from ..base import BucketedSplits
 from .batches import EncodedSentences, collate
 from .conllu import TAGSETS, Sentence, Tagset, fill_tags, read_conllu
 from .tokenise import TOKENIZERS, Tokenizer, read_text
 from .vocab import PosVocab
 
 
-class PosDataModule(AttnLabDataModule):
+class PosDataModule(BucketedSplits):
     """Shared by the treebank and the synthetic corpus: vocabulary, bucketed batches, prediction input/output.
 
     ``setup("fit")`` builds ``self.vocab`` from the training split (unless it already holds one, e.g. the
@@ -130,23 +128,10 @@ class PosDataModule(AttnLabDataModule):
             rank_zero_warn(f"{split}: {sum(unseen.values())} words have tags the tagger was not trained on "
                            f"({dict(unseen.most_common(5))}); they count as errors")
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        data = self.dataset(split)
-        lengths = [len(item["words"]) for item in data.items]
-        sampler = BucketBatchSampler(lengths, self.batch_size, shuffle=shuffle, seed=self.seed)
-        return self.loader(data, collate_fn=collate, batch_sampler=sampler)
+    collate = staticmethod(collate)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
+    def item_lengths(self, data) -> list[int]:
+        return [len(item["words"]) for item in data.items]
 
     # ------------------------------------------------------------------ prediction input / output
     def load_predict(self) -> list[Sentence]:

@@ -16,10 +16,9 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
-from torch.utils.data import DataLoader
 
-from ..base import AttnLabDataModule
-from ..batching import IGNORE, BucketBatchSampler
+from ..base import BucketedSplits
+from ..batching import IGNORE
 from .alignments import Segment, frame_phones, read_alignment, read_fold_map
 from .audio import AUDIO_SUFFIXES, audio_files, read_audio, resample
 from .augment import SpecAugment
@@ -32,7 +31,7 @@ from .records import Prepared, SpeechMeta, Utterance, meta_preview
 SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
 
 
-class SpeechDataModule(AttnLabDataModule):
+class SpeechDataModule(BucketedSplits):
     """Shared by every speech corpus: reading, features, bad-file policy, labels, normalisation, batches.
 
     ``setup("fit")`` builds ``self.meta`` (labels from train, global statistics) unless it holds one already;
@@ -295,22 +294,10 @@ class SpeechDataModule(AttnLabDataModule):
         return item
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        data = self.dataset(split)
-        sampler = BucketBatchSampler(data.lengths, self.batch_size, shuffle=shuffle, seed=self.seed)
-        return self.loader(data, collate_fn=collate, batch_sampler=sampler)
+    collate = staticmethod(collate)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
+    def item_lengths(self, data) -> list[int]:
+        return data.lengths
 
     # ------------------------------------------------------------------ prediction input / output
     def load_predict(self) -> list[Utterance]:
