@@ -24,7 +24,9 @@ from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
 from core import Causal, Full, LearnedPositions, RelativePositionBias, Truncated
+from core.errors import CheckpointError
 
+from .checkpoint_io import read_checkpoint
 from .data_state import DataStateMixin
 from .predictions import PredictionWriter
 from .reports import ClassReportMixin, ClassReportWriter
@@ -200,6 +202,12 @@ class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
         """Draw this model's attention on ``batch`` into PNG files in ``out``; returns them (apps override)."""
         raise ValueError(f"explain: no pictures defined for {type(self).__name__}")
 
+    def export_example(self, batch: int = 2, length: int = 12) -> Any:
+        """What ``attnlab export`` traces: an ``apps.export.ExportSpec`` (module, example inputs of ``batch`` items
+        of ``length`` positions, dynamic dimensions, notes on inputs and outputs). Apps that can be traced
+        override it; calling it with other sizes gives inputs the export did not see (the round-trip test)."""
+        raise ValueError(f"export: {type(self).__name__} cannot be exported (it defines no export_example)")
+
     # ---------------------------------------------------------------- steps
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         """Loss of one batch at ``stage`` ("train", "val" or "test"), logged. The default train/val/test steps
@@ -332,9 +340,10 @@ class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
     # ---------------------------------------------------------- init_from
     def read_init_source(self, source: str) -> Mapping[str, Tensor]:
         """The state dict behind ``init_from``: our checkpoint or a bare state dict (apps add other sources)."""
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"model.init_from: checkpoint {source} does not exist")
-        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+        checkpoint = read_checkpoint(source, key="model.init_from")  # missing/truncated: one CheckpointError
+        if not isinstance(checkpoint, Mapping):
+            raise CheckpointError(f"model.init_from={source}: holds a {type(checkpoint).__name__}",
+                                  expected="a checkpoint or a state dict (parameter name -> tensor)")
         return checkpoint.get("state_dict", checkpoint)
 
     def adapt_state(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -407,9 +416,7 @@ class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
         """
         if not isinstance(source, Mapping):
             name = str(source)
-            if not os.path.isfile(source):
-                raise FileNotFoundError(f"init_from: checkpoint {name} does not exist")
-            source = torch.load(source, map_location="cpu", weights_only=True)
+            source = read_checkpoint(source, key="init_from")
         state = source.get("state_dict", source)
         own = self.state_dict()
         matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

@@ -24,11 +24,23 @@ from apps.runs import save_atomic
 from core.errors import CheckpointError
 
 
+class MissingCheckpointError(FileNotFoundError, CheckpointError):
+    """A checkpoint path that names no file (a ``FileNotFoundError`` too)."""
+
+    def __init__(self, message: str) -> None:
+        self.what, self.where, self.expected, self.fix = message, None, None, None
+        FileNotFoundError.__init__(self, message)
+
+    def __str__(self) -> str:
+        return self.what
+
+
 def read_checkpoint(path: str | os.PathLike, key: str = "ckpt_path", map_location: Any = "cpu") -> dict:
     """``torch.load(path, weights_only=True)``, any failure one ``CheckpointError`` naming ``key`` and the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{key}={path}: no such file", fix=f"Pass an existing checkpoint as {key}.")
+        raise MissingCheckpointError(f"{key}={path}: checkpoint does not exist. Pass an existing checkpoint file as "
+                                     f"{key}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated, not a torch file, or unsafe pickles: one message for all

@@ -155,3 +155,146 @@ def test_empty_validation_mask_gives_no_val_batches():
     with pytest.warns(UserWarning, match="val_mask selects no node"):
         assert data.val_dataloader() == []
     assert len(data.train_dataloader()) == 1
+
+
+# -------------------------------------------------------------------------------------------------- checkpoints
+@fault("checkpoints")
+def test_full_disk_during_checkpoint_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    """#2: on a full disk last.ckpt was left truncated under its final name."""
+    from apps.checkpoint_io import AtomicCheckpointIO
+
+    io, target = AtomicCheckpointIO(), tmp_path / "last.ckpt"
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, target)
+    good = target.read_bytes()
+
+    def full_disk(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, target)
+    assert target.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    monkeypatch.undo()
+    assert io.load_checkpoint(target)["epoch"] == 1
+
+
+@fault("checkpoints")
+def test_save_last_link_copies_atomically(tmp_path, monkeypatch):
+    """save_last: link falls back to shutil.copy over the old last.ckpt in Lightning; here it is atomic."""
+    import shutil
+
+    from apps.checkpoint_io import atomic_link
+
+    (tmp_path / "best.ckpt").write_bytes(b"new")
+    (tmp_path / "last.ckpt").write_bytes(b"old")
+
+    def half_copy(src, dst, *args, **kwargs):
+        Path(dst).write_bytes(b"n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", half_copy)
+    with pytest.raises(OSError):
+        atomic_link(str(tmp_path / "best.ckpt"), str(tmp_path / "last.ckpt"))
+    assert (tmp_path / "last.ckpt").read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 2
+
+
+@fault("checkpoints")
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04truncated", b"not a checkpoint"])
+def test_truncated_checkpoint_as_init_from_is_named(tmp_path, content):
+    """#3: a truncated init_from gave `OSError: [Errno 22] Invalid argument` without the file's name."""
+    from apps.sequence import SequenceClassifier
+
+    bad = tmp_path / "cut.ckpt"
+    bad.write_bytes(content)
+    model = SequenceClassifier(vocab_size=8, num_classes=2, encoder=EncoderConfig(dim=16, depth=1, num_heads=2))
+    with pytest.raises(CheckpointError, match=r"model.init_from=.*cut.ckpt: not a readable checkpoint"):
+        model.read_init_source(str(bad))
+    with pytest.raises(CheckpointError, match="cut.ckpt"):
+        model.load_matching_weights(str(bad))
+
+
+@fault("checkpoints")
+def test_atomic_writes_follow_the_umask(tmp_path):
+    """Atomic writes came out mode 0600 instead of following the umask."""
+    from apps.checkpoint_io import AtomicCheckpointIO
+    from apps.runs import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.txt", "x")
+        AtomicCheckpointIO().save_checkpoint({"w": torch.ones(1)}, tmp_path / "c.ckpt")
+    finally:
+        os.umask(old)
+    assert {(tmp_path / n).stat().st_mode & 0o777 for n in ("a.txt", "c.ckpt")} == {0o644}
+
+
+@fault("checkpoints")
+def test_cli_uses_the_atomic_checkpoint_plugin(tmp_path):
+    from apps.checkpoint_io import AtomicCheckpointIO
+    from apps.cli import AttnLabCLI
+
+    cli = AttnLabCLI(args=["--config", str(ROOT / "configs/demo/majority.yaml"), "--trainer.max_epochs", "1",
+                           f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar", "false"],
+                     run=False)
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+# ---------------------------------------------------------------------------------------------------------- cli
+def _cli(tmp_path, *args, env=None):
+    return subprocess.run([sys.executable, "-m", "apps.cli", *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=300)
+
+
+@fault("cli")
+def test_user_error_is_printed_as_one_line(capsys):
+    """Data errors arrived as 30-100-line tracebacks; a UserError (also when wrapped) is one line, exit 2."""
+    from apps.user_errors import run_reporting_user_errors
+
+    def run(args):
+        try:
+            raise DataError("bad row", where="train.txt:7", expected="two columns", fix="Fix line 7.")
+        except DataError as err:
+            raise RuntimeError("wrapped by a library") from err
+
+    with pytest.raises(SystemExit) as stop:
+        run_reporting_user_errors(run, ["fit"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("attnlab: error: train.txt:7: bad row; expected two columns. Fix line 7.")
+    with pytest.raises(RuntimeError):  # --debug: the traceback
+        run_reporting_user_errors(run, ["fit", "--debug"])
+
+
+@fault("cli")
+@pytest.mark.faults_slow
+def test_negative_batch_size_is_one_line_before_data_and_leaves_no_run(tmp_path):
+    """Negative batch_size was caught by torch after loading the data; every failed fit left a version_N."""
+    result = _cli(tmp_path, "fit", "--config", str(ROOT / "configs/demo/majority.yaml"),
+                  "--data.init_args.batch_size=-3", "--trainer.default_root_dir=runs")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("attnlab: error: data.batch_size=-3; expected")
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+@fault("cli")
+def test_failed_fit_leaves_no_empty_version_folder(tmp_path):
+    """Every failed fit left an empty version_N folder."""
+    from apps.cli import AttnLabCLI
+
+    args = ["fit", "--config", str(ROOT / "configs/demo/majority.yaml"), f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar", "false", "--data.init_args.num_train", "64"]
+
+    class Boom(DataError):
+        pass
+
+    import datamodules.synthetic as synthetic
+
+    original = synthetic.SyntheticSequences.train_dataloader
+    try:  # fails after the run folder, its config.yaml and logs exist
+        synthetic.SyntheticSequences.train_dataloader = lambda self: (_ for _ in ()).throw(Boom("bad data"))
+        with pytest.raises(Boom):
+            AttnLabCLI(args=args)
+    finally:
+        synthetic.SyntheticSequences.train_dataloader = original
+    assert not list(tmp_path.rglob("version_*"))
