@@ -57,6 +57,9 @@ class DataStateMixin:
         """Hand the model's state to the datamodule (it then encodes and normalises like the training data)."""
         dm = self.datamodule()
         if self.data_state is not None and dm is not None and hasattr(dm, self.data_state_attr):
+            accept = getattr(dm, "accept_data_state", None)
+            if callable(accept):  # the datamodule checks its data against it (class names, sample rate, ...)
+                accept(self.data_state)
             setattr(dm, self.data_state_attr, self.data_state)
 
     def setup_data_state(self, stage: str) -> None:

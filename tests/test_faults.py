@@ -298,3 +298,87 @@ def test_failed_fit_leaves_no_empty_version_folder(tmp_path):
     finally:
         synthetic.SyntheticSequences.train_dataloader = original
     assert not list(tmp_path.rglob("version_*"))
+
+
+# ----------------------------------------------------------------------------------------------------- vision
+def _png(path: Path, value: int, size: int = 4, mode: str = "L") -> Path:
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if mode == "I;16" else np.uint8
+    Image.fromarray(np.full((size, size), value, dtype=dtype)).save(path)
+    return path
+
+
+def _image_tree(root: Path, classes=("cat", "dog"), per_class: int = 3) -> Path:
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            _png(root / "train" / name / f"{i}.png", 40 * c + i)
+            _png(root / "test" / name / f"{i}.png", 40 * c + i)
+    return root
+
+
+@fault("vision")
+def test_decoded_image_cache_notices_an_edited_file(tmp_path):
+    """#5: the cache (folder, count, first/last name) was used stale after a file in the middle changed."""
+    from datamodules.vision.cache import read_folder_cached
+
+    tree = _image_tree(tmp_path / "imgs", per_class=3)
+    first = read_folder_cached(tree / "train", tmp_path / "cache")
+    middle = tree / "train" / "cat" / "1.png"
+    _png(middle, 200)
+    os.utime(middle, ns=(middle.stat().st_atime_ns, middle.stat().st_mtime_ns + 10**9))
+    second = read_folder_cached(tree / "train", tmp_path / "cache")
+    assert int(first.images[1].max()) == 1 and int(second.images[1].max()) == 200
+
+
+@fault("vision")
+def test_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    """#6: convert("L") clipped a 16-bit grey PNG to 255."""
+    from datamodules.vision.images import read_image
+
+    img = read_image(_png(tmp_path / "deep.png", 32768, mode="I;16"))
+    assert img.shape == (1, 4, 4) and int(img.max()) == 128
+
+
+@fault("vision")
+def test_empty_class_folder_is_named(tmp_path):
+    """An empty class folder was silently dropped."""
+    from datamodules.vision.images import list_images
+
+    tree = _image_tree(tmp_path / "imgs")
+    (tree / "train" / "bird").mkdir()
+    with pytest.raises(DataError, match=r"train/bird: class folder holds no images"):
+        list_images(tree / "train")
+
+
+@fault("vision")
+def test_test_classes_other_than_the_checkpoints_are_refused_or_reindexed(tmp_path):
+    """#4: a test folder whose class names differ from the checkpoint's gave test/acc 0.0 silently."""
+    from datamodules.vision import VisionData
+
+    dm = VisionData(source="folder", path=str(_image_tree(tmp_path / "imgs", ("ant", "bee"))), root=str(tmp_path),
+                    cache=False, val_fraction=0.0)
+    dm.setup()
+    with pytest.raises(DataError, match=r"\['ant', 'bee'\] are not classes of the checkpoint"):
+        dm.accept_data_state({"classes": ["cat", "dog"]})
+    labels = dm.splits["test"].labels.clone()
+    dm.accept_data_state({"classes": ["bee", "ant"]})  # same classes, other order: re-indexed
+    assert torch.equal(dm.splits["test"].labels, 1 - labels) and dm.splits["test"].classes == ["bee", "ant"]
+
+
+@fault("vision")
+def test_on_bad_file_skip_applies_at_predict(tmp_path):
+    """on_bad_file: skip was ignored at predict."""
+    from datamodules.vision import VisionData
+
+    tree = _image_tree(tmp_path / "imgs")
+    (tmp_path / "new").mkdir()
+    _png(tmp_path / "new" / "good.png", 9)
+    (tmp_path / "new" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    dm = VisionData(source="folder", path=str(tree), root=str(tmp_path), cache=False, val_fraction=0.0,
+                    predict_path=str(tmp_path / "new"), on_bad_file="skip")
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        images = dm.predict_images()
+    assert [Path(n).name for n in images.names] == ["good.png"]

@@ -8,17 +8,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 
 from ..base import AttnLabDataModule
 from ..paths import missing
 from .cache import read_folder_cached
-from .images import IMAGE_SUFFIXES, ImageSet, extract_tar, read_image
+from .images import IMAGE_SUFFIXES, ImageError, ImageSet, extract_tar, read_image
 from .resize import ResizeCrop, resize_crop
 from .sources import SOURCES, Source, load_digits, load_torchvision, stratified_split
 from .torchvision_class import load_dataset_splits
@@ -206,6 +206,25 @@ class VisionData(AttnLabDataModule):
         rank_zero_info(f"vision data {self.source}: {len(self.splits['train'])} train / {len(self.splits['val'])} val"
                        f" / {len(test)} test images of {self.shape}, {self.num_classes} classes")
 
+    def accept_data_state(self, stats: dict[str, Any]) -> None:
+        """A checkpoint's class names against this data's: the same classes in another order are re-indexed to the
+        checkpoint's, a class the checkpoint does not know is one ``DataError`` (labels would silently not match)."""
+        if not self.splits or not stats or "classes" not in stats:
+            return
+        own, saved = list(self.splits["train"].classes), list(stats["classes"])
+        if own == saved:
+            return
+        unknown = [c for c in own if c not in saved]
+        if unknown:
+            where = self.path if self.source == "folder" else f"data.source={self.source}"
+            raise DataError(f"{where}: class folders {unknown} are not classes of the checkpoint ({saved})",
+                            expected="the class names the model was trained with",
+                            fix="Evaluate with the data the checkpoint was trained on, or fine-tune with "
+                                "model.init_from on this data.")
+        remap = torch.tensor([saved.index(c) for c in own])
+        self.splits = {name: ImageSet(part.images, remap[part.labels], saved, part.names)
+                       for name, part in self.splits.items()}
+
     def _statistics(self, images: ImageSet) -> dict[str, Any]:
         x = images.images
         sample = x[torch.randperm(x.size(0), generator=torch.Generator().manual_seed(0))[:10000]].float() / 255.0
@@ -270,14 +289,26 @@ class VisionData(AttnLabDataModule):
         if not files:
             raise FileNotFoundError(f"data.predict_path={path}: no image files found ({', '.join(IMAGE_SUFFIXES)})")
         channels, size = self.shape[0], self.shape[1]
-        images = []
+        images, kept, bad = [], [], []
         for f in files:
-            img = read_image(f)
+            try:
+                img = read_image(f)
+            except ImageError as err:
+                if self.on_bad_file == "error":
+                    raise
+                bad.append(str(err))
+                continue
+            kept.append(f)
             if img.size(0) != channels:
                 img = img.expand(3, -1, -1) if channels == 3 else v2.functional.rgb_to_grayscale(img)
             images.append(resize_crop(img, size, self.stats.get("crop_pct", self.crop_pct)))  # as training: no squash
-        return ImageSet(torch.stack(images), torch.full((len(files),), -1), self.stats["classes"],
-                        [str(f) for f in files])
+        if bad:
+            rank_zero_warn(f"data.predict_path={path}: skipped {len(bad)} unreadable image(s) (on_bad_file=skip), "
+                           f"e.g. {bad[0]}")
+        if not images:
+            raise DataError(f"data.predict_path={path}: no readable image among {len(files)} file(s)")
+        return ImageSet(torch.stack(images), torch.full((len(kept),), -1), self.stats["classes"],
+                        [str(f) for f in kept])
 
     def predict_dataloader(self) -> DataLoader:
         self.predict_set = self.predict_images()

@@ -19,13 +19,15 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from core.errors import DataError
+
 from .resize import common_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-class ImageError(ValueError):
-    """An image file that cannot be decoded; the message names the file."""
+class ImageError(DataError):
+    """An image file that cannot be decoded; the message names the file (a ``core.errors.DataError``)."""
 
 
 @dataclass
@@ -53,7 +55,9 @@ def read_image(path: Path) -> Tensor:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()  # decodes now: a truncated file fails here, not later in a worker
-                mode = "L" if img.mode in ("1", "L", "I;16", "I") else "RGB"
+                if img.mode.startswith("I"):  # 16-bit grey (I;16*, I): scaled to 8 bits, not clipped at 255
+                    img = _grey16_to_l(img)
+                mode = "L" if img.mode in ("1", "L") else "RGB"
                 img = img.convert(mode)
                 data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
                 channels = 1 if mode == "L" else 3
@@ -61,6 +65,15 @@ def read_image(path: Path) -> Tensor:
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"{path}: cannot read image ({type(err).__name__}: {err}); expected a readable image "
                          f"file ({', '.join(IMAGE_SUFFIXES)})") from err
+
+
+def _grey16_to_l(img):
+    """A 16-bit grey image as 8-bit ``L``: values 0..65535 scaled to 0..255 (``convert("L")`` clips them)."""
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(img, dtype=np.int64)
+    return Image.fromarray(((values.clip(0, 65535) * 255 + 32767) // 65535).astype(np.uint8))
 
 
 def list_images(folder: Path) -> tuple[list[Path], list[int], list[str]]:
@@ -73,6 +86,10 @@ def list_images(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     files, labels = [], []
     for label, name in enumerate(classes):
         found = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:  # it would still count as a class the model can never learn, or shift every label after it
+            raise DataError(f"{folder / name}: class folder holds no images", where=None,
+                            expected=f"at least one image ({', '.join(IMAGE_SUFFIXES)}) per class folder",
+                            fix="Add its images or remove the folder.")
         files += found
         labels += [label] * len(found)
     if not files:
