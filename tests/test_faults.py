@@ -382,3 +382,81 @@ def test_on_bad_file_skip_applies_at_predict(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
         images = dm.predict_images()
     assert [Path(n).name for n in images.names] == ["good.png"]
+
+
+# ----------------------------------------------------------------------------------------------------- speech
+def _wav(path: Path, seconds: float = 0.5, rate: int = 16000, value: float | None = None, subtype: str = "PCM_16"):
+    import numpy as np
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wave = (0.1 * np.sin(np.arange(int(seconds * rate)) * 0.05)).astype("float32")
+    if value is not None:
+        wave[100] = value
+    sf.write(str(path), wave, rate, subtype=subtype)
+    return path
+
+
+@fault("speech")
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_nan_in_float_audio_is_named(tmp_path, value):
+    """NaN/inf in float audio stopped at step 0 blaming the learning rate."""
+    from datamodules.speech.audio import read_audio
+
+    path = _wav(tmp_path / "a.wav", value=value, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"a.wav: 1 NaN/Inf sample\(s\), the first at sample 100"):
+        read_audio(path, 16000)
+
+
+def _phone_corpus(tmp_path, audio_rate: int, phn_rate: int):
+    from datamodules.speech import PhoneCorpus
+
+    for split in ("train", "dev", "test"):
+        _wav(tmp_path / split / "u1.wav", 0.5, audio_rate)
+        half = phn_rate // 4
+        (tmp_path / split / "u1.PHN").write_text(f"0 {half} a\n{half} {phn_rate // 2} b\n")
+    return PhoneCorpus(root=str(tmp_path), batch_size=2)
+
+
+@fault("speech")
+def test_audio_rate_other_than_the_alignments_is_refused(tmp_path):
+    """22.05 kHz audio with 16 kHz .PHN files was accepted with misaligned labels."""
+    dm = _phone_corpus(tmp_path, 22050, 16000)
+    with pytest.raises(DataError, match=r"u1.PHN:2: the alignment ends at sample 8000 .* 16000 Hz audio.*22050 Hz"):
+        dm.setup("fit")
+    _phone_corpus(tmp_path, 16000, 16000).setup("fit")  # the same files at one rate are fine
+
+
+@fault("speech")
+def test_predict_files_with_one_name_do_not_overwrite_each_other(tmp_path):
+    """#8: utt.flac and utt.wav in a predict folder: one output silently overwrote the other."""
+    from datamodules.speech import PhoneCorpus
+
+    _wav(tmp_path / "in" / "utt.wav")
+    _wav(tmp_path / "in" / "utt.flac")
+    _wav(tmp_path / "in" / "other.wav")
+    dm = PhoneCorpus(root=str(tmp_path), predict_path=str(tmp_path / "in"))
+    with pytest.warns(UserWarning, match="several audio files"):
+        ids = [u.id for u in dm.load_predict()]
+    assert sorted(ids) == ["other", "utt.flac", "utt.wav"]
+
+
+@fault("speech")
+def test_speech_feature_cache_is_content_aware(tmp_path):
+    """The feature cache keys on the file's mtime and size besides its path (rewritten audio is recomputed)."""
+    from datamodules.speech import FeatureConfig
+    from datamodules.speech.cache import cache_key
+
+    path = _wav(tmp_path / "a.wav", 0.5)
+    before = cache_key(path, FeatureConfig())
+    _wav(path, 0.6)
+    assert cache_key(path, FeatureConfig()) != before
+
+
+@fault("speech")
+def test_speech_negative_batch_size_is_refused_at_config_time():
+    """Negative batch_size was raised by torch after loading (from the POS module for speech)."""
+    from datamodules.speech import PhoneCorpus
+
+    with pytest.raises(ConfigError, match=r"data.batch_size=-2; expected an integer >= 1"):
+        PhoneCorpus(root="nowhere", batch_size=-2)

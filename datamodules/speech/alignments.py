@@ -86,6 +86,23 @@ def read_fold_map(path: str | Path) -> dict[str, str | None]:
     return fold
 
 
+COMMON_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def alignment_rate_mismatch(end: int, num_samples: int, audio_rate: int) -> int | None:
+    """The sample rate an alignment was evidently written for when it is not the audio's, else None.
+
+    A ``.PHN`` file states no rate; its samples are taken at the audio's. An alignment that covers well under
+    90 % of the audio but, read at another common rate, ends within the last 3 % of it (TIMIT 16 kHz labels next
+    to 22.05 kHz audio end at 73 %) would put every label at the wrong frames."""
+    if num_samples <= 0 or end >= 0.9 * num_samples:
+        return None
+    for rate in COMMON_RATES:
+        if rate != audio_rate and 0.97 * num_samples <= end * audio_rate / rate <= num_samples:
+            return rate
+    return None
+
+
 def frame_phones(segments: Sequence[Segment], num_frames: int, cfg: FeatureConfig, audio_rate: int,
                  offset: int = 0) -> list[int]:
     """For each frame, the index of the segment covering its centre, or -1 (no segment covers it).

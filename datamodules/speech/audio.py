@@ -8,6 +8,7 @@ import fnmatch
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.transforms as T
@@ -29,6 +30,11 @@ def read_audio(path: Path, sample_rate: int) -> tuple[Tensor, int, int]:
         raise SpeechDataError("unreadable audio", f"{path}: unreadable audio ({err})") from err
     if data.size == 0:
         raise SpeechDataError("empty audio", f"{path}: empty audio (0 samples)")
+    finite = np.isfinite(data)
+    if not finite.all():  # float WAV/FLAC can hold NaN/Inf: named here, not as a NaN loss at step 0
+        first = int(np.argwhere(~finite)[0][0])
+        raise SpeechDataError("non-finite audio", f"{path}: {int((~finite).sum())} NaN/Inf sample(s), the first at "
+                                                  f"sample {first} ({first / rate:.3f} s); expected finite samples")
     wave = torch.from_numpy(data).mean(dim=1)
     return resample(wave, rate, sample_rate), rate, data.shape[0]
 

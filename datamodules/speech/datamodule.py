@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..base import BucketedSplits
 from ..batching import IGNORE
-from .alignments import Segment, frame_phones, read_alignment, read_fold_map
+from .alignments import Segment, alignment_rate_mismatch, frame_phones, read_alignment, read_fold_map
 from .audio import AUDIO_SUFFIXES, audio_files, read_audio, resample
 from .augment import SpecAugment
 from .batches import FeatureDataset, collate
@@ -147,6 +147,14 @@ class SpeechDataModule(BucketedSplits):
                 raise SpeechDataError("alignment past the end of the audio",
                                       f"{name}:{last.line}: segment ends at sample {last.end}, past the end of "
                                       f"the audio ({num_samples} samples in {utt.where})")
+            written_for = alignment_rate_mismatch(last.end, num_samples, rate)
+            if written_for:
+                raise SpeechDataError("alignment at another sample rate",
+                                      f"{name}:{last.line}: the alignment ends at sample {last.end} of "
+                                      f"{num_samples} ({last.end / num_samples:.0%}), as if written for "
+                                      f"{written_for} Hz audio, but {utt.where} is {rate} Hz; expected sample "
+                                      f"numbers at the audio's rate. Resample the audio to {written_for} Hz or "
+                                      f"rescale the alignment")
             segments = self._folded(segments, name)
         return Prepared(utt, features, num_samples, rate, segments)
 
@@ -301,6 +309,21 @@ class SpeechDataModule(BucketedSplits):
 
     # ------------------------------------------------------------------ prediction input / output
     def load_predict(self) -> list[Utterance]:
+        """The recordings at ``predict_path``; two files with one name and other suffixes (``a.wav``, ``a.flac``)
+        keep their suffix in the id, so their outputs do not overwrite each other."""
+        utterances = self._predict_files()
+        stems = Counter(u.id for u in utterances)
+        clashes = sorted(stem for stem, n in stems.items() if n > 1)
+        if clashes:
+            rank_zero_warn(f"data.predict_path: {len(clashes)} recording name(s) with several audio files, e.g. "
+                           f"{clashes[0]} ({', '.join(Path(u.where).name for u in utterances if u.id == clashes[0])})"
+                           f"; their outputs are named with the suffix (<name>.wav.PHN, <name>.flac.PHN)")
+            for u in utterances:
+                if u.id in clashes and u.audio is not None:
+                    u.id = f"{u.id}{u.audio.suffix}"
+        return utterances
+
+    def _predict_files(self) -> list[Utterance]:
         if self.predict_path is None:
             raise ValueError(f"{type(self).__name__}: set data.predict_path (an audio file or a folder of "
                              f"{'/'.join(AUDIO_SUFFIXES)} files) to run predict")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from core.errors import DataError
+
 OnBadFile = Literal["error", "skip"]
 
 
-class SpeechDataError(ValueError):
-    """A bad input file: the message starts with the file (and ``:line`` for alignments)."""
+class SpeechDataError(DataError):
+    """A bad input file: the message starts with the file (and ``:line`` for alignments); a ``DataError``."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
