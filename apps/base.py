@@ -208,6 +208,11 @@ class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
         override it; calling it with other sizes gives inputs the export did not see (the round-trip test)."""
         raise ValueError(f"export: {type(self).__name__} cannot be exported (it defines no export_example)")
 
+    def predict_items(self, items: list[Any]) -> list[Any]:
+        """One result per item of a plain Python list (``apps.inference``: sentences, image paths, waveforms, ...);
+        apps override it, the table in ``apps.inference`` says what each takes and returns."""
+        raise ValueError(f"{type(self).__name__} defines no predict_items; use `attnlab predict`")
+
     # ---------------------------------------------------------------- steps
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         """Loss of one batch at ``stage`` ("train", "val" or "test"), logged. The default train/val/test steps

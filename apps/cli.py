@@ -19,6 +19,7 @@ import csv
 import difflib
 import hashlib
 import importlib
+import importlib.metadata
 import inspect
 import json
 import logging
@@ -62,7 +63,6 @@ import datamodules.vision  # noqa: F401
 from apps.base import AttnLabModule
 from apps.callbacks import EpochSeed, NonFiniteGuard
 from apps.checkpoint_io import AtomicCheckpointIO, atomic_link
-from apps.explain import ExplainCallback
 from apps.runs import (
     app_name,
     find_checkpoint,
@@ -73,6 +73,7 @@ from apps.runs import (
     write_atomic,
     write_best_pointer,
 )
+from apps.trainer import AttnLabTrainer
 from apps.upgrade import checkpoint_model_config
 from apps.user_errors import discard_failed_run, run_reporting_user_errors
 
@@ -83,6 +84,14 @@ def _quiet_lightning() -> None:
         lambda record: not str(record.msg).startswith("💡 Tip")
     )
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+def package_version() -> str:
+    """The installed attnlab's version (``importlib.metadata``); "unknown" when run from an uninstalled tree."""
+    try:
+        return importlib.metadata.version("attnlab")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def default_precision() -> str:
@@ -219,34 +228,6 @@ class ResumingCSVLogger(CSVLogger):
         return experiment
 
 
-class AttnLabTrainer(L.Trainer):
-    """``lightning.Trainer`` plus ``explain`` (the ``attnlab explain`` subcommand)."""
-
-    def explain(self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None,
-                ckpt_path: str | None = None, out: str = "figures", example: int = 0,
-                weights_only: bool | None = None) -> list[Path]:
-        """Draw the attention of a trained model as PNG pictures in ``out`` (see ``apps.explain``).
-
-        ``ckpt_path``: the checkpoint whose weights are drawn (best, last or a file). ``example``: which item of
-        the first validation batch to draw (a sentence, an utterance, an image, a node). The checkpoint is
-        restored by an ordinary validation run of one batch, with every app hook (vocabularies, label
-        inventories, normalisation) as ``test`` would; the pictures are drawn before it starts.
-        ``weights_only``: as for ``validate`` (accepted so that a fit run's saved ``config.yaml`` works here too).
-        """
-        if ckpt_path is None:
-            raise ValueError("explain needs --ckpt_path (best, last or a checkpoint file): the pictures show "
-                             "trained weights")
-        callback = ExplainCallback(Path(out), example)
-        limit, self.limit_val_batches = self.limit_val_batches, 1
-        self.callbacks.append(callback)
-        try:
-            self.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=weights_only)
-        finally:
-            self.callbacks.remove(callback)
-            self.limit_val_batches = limit
-        return callback.written
-
-
 class AttnLabCLI(LightningCLI):
     """LightningCLI with attnlab's defaults; see the module docstring."""
 
@@ -268,8 +249,15 @@ class AttnLabCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        """Lightning's four subcommands plus ``explain`` (attention pictures of a trained model)."""
-        return {**LightningCLI.subcommands(), "explain": {"model", "datamodule"}}
+        """Lightning's four subcommands plus ``explain`` (attention pictures of a trained model) and ``export``
+        (a ``torch.export`` program of it, ``apps.export``)."""
+        return {**LightningCLI.subcommands(), "explain": {"model", "datamodule"}, "export": {"model", "datamodule"}}
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's parser plus ``attnlab --version`` (the installed package's version)."""
+        parser = super().init_parser(**kwargs)
+        parser.add_argument("--version", action="version", version=f"attnlab {package_version()}")
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """``nonfinite``: the NaN/Inf guard's settings (``nonfinite.action: error|skip|warn|off``)."""
@@ -340,17 +328,17 @@ class AttnLabCLI(LightningCLI):
         callback_keys = self._parser(self.subcommand).callback_keys
         present = user + [self._get(self.config_init, key) for key in callback_keys]
         kwargs.setdefault("callbacks", user + self.default_callbacks(config, present))
-        if self.subcommand == "explain":
-            kwargs.setdefault("logger", False)  # pictures only: no run folder
+        if self.subcommand in ("explain", "export"):
+            kwargs.setdefault("logger", False)  # pictures or a program only: no run folder
         elif config.get("logger") is None:
             kwargs.setdefault("logger", self.default_loggers(config))
-        if self.subcommand in ("validate", "test", "predict", "explain"):
+        if self.subcommand in ("validate", "test", "predict", "explain", "export"):
             # Evaluating a checkpoint never needs the training callbacks whose state it holds.
             warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be")
         if config.get("plugins") is None:  # checkpoints written next to the target and renamed (apps.checkpoint_io)
             kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         trainer = super().instantiate_trainer(**kwargs)
-        if self.subcommand == "explain":  # no run folder, so the resolved config would land in the working directory
+        if self.subcommand in ("explain", "export"):  # no run folder: the config would land in the working directory
             trainer.callbacks = [cb for cb in trainer.callbacks if not isinstance(cb, SaveConfigCallback)]
         return trainer
 

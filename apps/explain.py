@@ -5,6 +5,10 @@ vocabularies, label inventories, normalisation — as ``test`` would); before th
 the model for the batch worth drawing (``AttnLabModule.explain_batch``) and for its pictures
 (``AttnLabModule.explain_figures``). What each app draws is documented in its ``figures`` module; this module
 knows no app, so adding an app means writing its two hooks, not editing this file.
+
+Own inputs: when the datamodule has a ``predict_path`` (``--data.predict_path my_text.txt``, an image folder, an
+audio folder), the batch comes from its predict loader, so the pictures show the user's first inputs instead
+of validation items.
 """
 
 from __future__ import annotations
@@ -28,7 +32,11 @@ class ExplainCallback(Callback):
         if not trainer.is_global_zero:
             return
         dm = trainer.datamodule
-        loader = dm.val_dataloader() if dm is not None else trainer.val_dataloaders
+        if dm is not None and getattr(dm, "predict_path", None):
+            dm.setup("predict")
+            loader = dm.predict_dataloader()
+        else:
+            loader = dm.val_dataloader() if dm is not None else trainer.val_dataloaders
         batch = trainer.strategy.batch_to_device(pl_module.explain_batch(loader))
         self.out.mkdir(parents=True, exist_ok=True)
         self.written = pl_module.explain_figures(batch, self.out, self.example)

@@ -19,17 +19,53 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.export import Dim
 from torch_geometric.data import Data
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import AttentionConfig, EdgeMask, MultiHeadSelfAttention
+from core import AttentionConfig, EdgeMask, MultiHeadSelfAttention, Pattern
 
 from .base import AttnLabModule, OptimConfig
+from .export import ExportSpec
 from .graph_figures import draw_graph
 
 Layer = Literal["attention", "gat", "gcn", "transformer_conv"]
 SPARSE_INPUT_DENSITY = 0.1  # below this fraction of non-zero features, input dropout runs on the non-zeros
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class AdjacencyMask(Pattern):
+    """A dense (N, N) boolean pattern: node i attends to node j where ``adjacency[i, j]``. The exportable form of
+    an ``EdgeMask`` (whose deduplication has data-dependent sizes, which ``torch.export`` cannot trace): the nodes
+    are one sequence and the dense backends mask the scores. Build it with ``dense_adjacency``."""
+
+    def __init__(self, adjacency: Tensor) -> None:
+        self.adjacency = adjacency
+
+    def mask(self, length: int, device: torch.device | str | None = None) -> Tensor:
+        return self.adjacency if device is None else self.adjacency.to(device)
+
+
+def dense_adjacency(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True) -> Tensor:
+    """(2, E) edges (source, target) -> (N, N) bool with [target, source] set (and the diagonal with self loops):
+    the same neighbourhoods as ``EdgeMask(edge_index, add_self_loops).processed(N)``."""
+    adjacency = torch.zeros(num_nodes, num_nodes, dtype=torch.bool, device=edge_index.device)
+    adjacency[edge_index[1], edge_index[0]] = True
+    if add_self_loops:
+        adjacency |= torch.eye(num_nodes, dtype=torch.bool, device=edge_index.device)
+    return adjacency
+
+
+class DenseGraphStep(nn.Module):
+    """``NodeClassifier`` on tensors only, ``(x (N, F), adjacency (N, N) bool) -> logits (N, classes)``: what
+    ``attnlab export`` traces for the graph app (attention layers without edge features)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        return self.model(x, AdjacencyMask(adjacency))
 
 
 class GraphLayer(nn.Module):
@@ -83,6 +119,11 @@ class GraphLayer(nn.Module):
     def forward(self, h: Tensor, pattern: EdgeMask, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """(N, in_dim) -> (N, out_dim); with ``return_weights`` (attention only) also the (E', heads) weights of
         the edges ``pattern.processed(N)``."""
+        if isinstance(pattern, AdjacencyMask):  # the exported dense step: the nodes as one sequence
+            if self.kind != "attention" or return_weights:
+                raise ValueError(f"a dense adjacency runs attention layers without weights, this is {self.kind}")
+            out = self.conv(h[None], pattern=pattern)[0]
+            return out if self.concat else out.view(h.size(0), self.heads, self.out_dim).mean(1)
         if self.kind == "attention":
             out, weights = self.conv(h, pattern=pattern, return_weights=True) if return_weights else (
                 self.conv(h, pattern=pattern), None)
@@ -365,3 +406,26 @@ class NodeClassifier(AttnLabModule):
 
     def explain_figures(self, batch: Data, out: Path, example: int) -> list[Path]:
         return draw_graph(self, self.datamodule(), batch, out, example)
+
+    def predict_items(self, items: list[Data]) -> list[list[int]]:
+        """Graphs (``Data`` with x and edge_index, features prepared as in training) -> each node's class id."""
+        return [self(g.x.to(self.device), EdgeMask(g.edge_index.to(self.device), self.hparams.add_self_loops))
+                .argmax(-1).tolist() for g in items]
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        """``DenseGraphStep``: features and a dense adjacency of a random graph of ``length`` nodes (dynamic)."""
+        h = self.hparams
+        if h.layer != "attention" or h.edge_features:
+            raise ValueError("export: the graph app exports attention layers without edge features (model.layer: "
+                             f"attention, model.edge_features: false), got layer={h.layer}, "
+                             f"edge_features={h.edge_features}")
+        generator = torch.Generator().manual_seed(length)
+        x = torch.randn(length, h.in_channels, generator=generator)
+        edges = torch.randint(0, length, (2, 3 * length), generator=generator)
+        adjacency = dense_adjacency(edges, length, h.add_self_loops)
+        notes = {"inputs": "x (N, in_channels) float node features (normalised as data.normalize); adjacency (N, N) "
+                           "bool, [i, j] True when node i attends to node j (edge j -> i), self loops "
+                           f"{'included' if h.add_self_loops else 'as the graph has them'}: "
+                           "apps.graph.dense_adjacency(edge_index, N)", "outputs": "logits (N, num_classes)"}
+        dims = {"x": {0: Dim.DYNAMIC}, "adjacency": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}}
+        return ExportSpec(DenseGraphStep(self), (x, adjacency), dims, notes)

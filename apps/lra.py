@@ -29,7 +29,8 @@ from core import (
 )
 
 from .base import AttnLabModule, OptimConfig
-from .sequence import SequenceLabelSteps
+from .export import ExportSpec
+from .sequence import SequenceLabelSteps, token_export
 
 # patterns saved inside hyperparameters of Python-built models load under weights_only
 torch.serialization.add_safe_globals([Strided, Global, Longformer, BigBird])
@@ -91,3 +92,6 @@ class LRAClassifier(SequenceLabelSteps, AttnLabModule):
 
     def predict_step(self, batch, batch_idx: int) -> Tensor:
         return self(batch[0], batch[1]).argmax(-1)
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        return token_export(self, self.embed.num_embeddings, batch, length, backend="dense")

@@ -16,12 +16,14 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
+from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 
 from core import Encoder, EncoderConfig, Full, LearnedPositions, sinusoidal_positions
 from datamodules.pos import IGNORE, SHAPES, PosVocab, collate
 
 from .base import AttnLabModule, OptimConfig, ThroughputClock
+from .export import ExportSpec
 from .plotting import first_batch_with_length
 from .pos_figures import draw_tagger
 from .reports import per_class, summary
@@ -401,12 +403,34 @@ class Tagger(AttnLabModule):
         out = self.prediction_path(dm.predict_output, dm.output_path().name)
         return [(out, dm.render_predictions(predicted, self.vocab.tagset))]
 
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        """``forward(batch)`` on a dict of encoded sentences (``datamodules.pos.collate`` of ``vocab.encode``):
+        sentences, words and characters per word are dynamic, up to ``max_len`` words (no windows)."""
+        if self.vocab is None or self.lstm is not None:
+            raise ValueError("export: the tagger needs a vocabulary and backbone: attention (the BiLSTM's packed "
+                             "sequences do not trace)")
+        generator = torch.Generator().manual_seed(batch * 31 + length)
+        words = self.vocab.words.itos[2:] or ["word"]
+        picks = torch.randint(0, len(words), (batch, length), generator=generator).tolist()
+        sentences = [[words[i] for i in row[: length - (k % 2) * (length // 2)]] for k, row in enumerate(picks)]
+        encoded = collate([(i, self.vocab.encode(s)) for i, s in enumerate(sentences)])
+        inputs = {k: encoded[k] for k in ("words", "chars", "shapes", "suffixes", "mask") if k in encoded}
+        dims = {k: {d: Dim.DYNAMIC if d < 2 else Dim.AUTO for d in range(v.dim())} for k, v in inputs.items()}
+        notes = {"inputs": "batch: dict of words, shapes, mask (B, L), chars (B, L, C) and, with word endings, "
+                           "suffixes (B, L, S): datamodules.pos.collate of pos_vocab.encode(sentence)",
+                 "outputs": "logits (B, L, tags); tag names: pos_vocab tags (ids 0, 1: <pad>, <unk>)"}
+        return ExportSpec(self, (inputs,), {"batch": dims}, notes)
+
     # ------------------------------------------------------------------ explain
     def explain_batch(self, loader: Any) -> dict[str, Tensor]:
         return first_batch_with_length(loader)
 
     def explain_figures(self, batch: dict[str, Tensor], out: Path, example: int) -> list[Path]:
         return draw_tagger(self, self.datamodule(), batch, out, example)
+
+    def predict_items(self, items: list[str | list[str]]) -> list[list[str]]:
+        """Sentences (strings split at whitespace, or token lists) -> their tags (``tag``)."""
+        return self.tag([s.split() if isinstance(s, str) else list(s) for s in items])
 
     @torch.no_grad()
     def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:

@@ -9,22 +9,52 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 
 from core import Encoder, EncoderConfig, Full, LearnedPositions, Pattern, masked_mean, sinusoidal_positions
 
 from .base import AttnLabModule, OptimConfig
+from .export import ExportSpec
 from .plotting import first_batch_with_length
 from .sequence_figures import draw_sequence
 
 SEQUENCE_ENCODER = EncoderConfig(dim=64, depth=2, num_heads=4, dropout=0.1)  # SequenceClassifier's default
 
 
+# batch and length vary in an exported sequence classifier
+SEQUENCE_DIMS = {"tokens": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}, "padding_mask": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}}
+
+
+def token_export(module: nn.Module, vocab_size: int, batch: int, length: int,
+                 backend: str | None = None) -> ExportSpec:
+    """``module(tokens, padding_mask)`` traced on random tokens, the last item half padding (so the export sees a
+    mask that matters); batch and length are dynamic."""
+    generator = torch.Generator().manual_seed(batch * 1009 + length)
+    tokens = torch.randint(0, vocab_size, (batch, length), generator=generator)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[-1, max(1, length // 2):] = False
+    notes = {"inputs": "tokens (B, L) int64 ids < vocab_size; padding_mask (B, L) bool, True = real token",
+             "outputs": "logits (B, num_classes)", "vocab_size": vocab_size}
+    return ExportSpec(module, (tokens, mask), SEQUENCE_DIMS, notes, backend)
+
+
 class SequenceLabelSteps:
     """``shared_step`` of an ``AttnLabModule`` whose batches are ``(tokens, padding_mask, labels)`` with one
     label per sequence: cross-entropy on ``self(tokens, padding_mask)`` and the module's metrics."""
+
+    def predict_items(self, items: list[list[int]]) -> list[int]:
+        """Token-id lists (padded here) -> the predicted class id of each."""
+        length = max(len(t) for t in items)
+        tokens = torch.zeros(len(items), length, dtype=torch.long, device=self.device)
+        mask = torch.zeros(len(items), length, dtype=torch.bool, device=self.device)
+        for i, t in enumerate(items):
+            tokens[i, :len(t)] = torch.as_tensor(t, dtype=torch.long)
+            mask[i, :len(t)] = True
+        return self(tokens, mask).argmax(-1).tolist()
 
     def shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
         tokens, padding_mask, labels = batch
@@ -97,6 +127,9 @@ class SequenceClassifier(SequenceLabelSteps, AttnLabModule):
     def predict_step(self, batch, batch_idx: int) -> Tensor:
         tokens, padding_mask = batch[0], batch[1]
         return self(tokens, padding_mask).argmax(-1)
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        return token_export(self, self.embed.num_embeddings, batch, length)
 
     def explain_batch(self, loader: Any) -> Any:
         return first_batch_with_length(loader)

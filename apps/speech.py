@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 
 from core import AttentionPooling, Encoder, EncoderConfig, Full, Pattern, StreamingEncoder, Truncated, masked_mean
@@ -31,9 +32,11 @@ from datamodules.speech import (
     WindowedStream,
     iter_blocks,
     merge_frames,
+    read_audio,
 )
 
 from .base import AttnLabModule, OptimConfig, ThroughputClock
+from .export import ExportSpec
 from .speech_figures import draw_speech
 
 
@@ -160,6 +163,31 @@ class SpeechModule(AttnLabModule):
     def class_names(self) -> list[str] | None:
         return list(self.meta.labels) if self.meta is not None else None
 
+    def item_features(self, items: list[Any]) -> tuple[Tensor, Tensor]:
+        """Audio paths or mono waveforms (at the model's sample rate) -> padded normalised features and mask."""
+        meta = self._require_meta()
+        extract = FeatureExtractor(meta.features)
+        waves = [read_audio(Path(w), meta.features.sample_rate)[0] if not isinstance(w, Tensor) else w for w in items]
+        feats = [meta.normalise(extract(w.float())) for w in waves]
+        length = max(1, *(f.size(0) for f in feats))
+        features = torch.zeros(len(feats), length, meta.features.dim)
+        mask = torch.zeros(len(feats), length, dtype=torch.bool)
+        for i, f in enumerate(feats):
+            features[i, :f.size(0)], mask[i, :f.size(0)] = f, True
+        return features.to(self.device), mask.to(self.device)
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        """``forward(features, mask)`` on normalised features; batch and frame count are dynamic."""
+        meta = self._require_meta()
+        features = torch.randn(batch, length, meta.features.dim, generator=torch.Generator().manual_seed(length))
+        mask = torch.ones(batch, length, dtype=torch.bool)
+        mask[-1, max(1, length // 2):] = False
+        dims = {"features": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}, "mask": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}}
+        notes = {"inputs": "features (B, T, F) float: the speech_meta feature settings, normalised with its mean "
+                           "and std; mask (B, T) bool, True = real frame",
+                 "outputs": "logits (B, T, labels) per frame (FrameClassifier) or (B, labels) (UtteranceClassifier)"}
+        return ExportSpec(self, (features, mask), dims, notes, backend="dense")
+
     def _require_meta(self) -> SpeechMeta:
         if self.meta is None:
             raise RuntimeError(f"{type(self).__name__} has no label inventory yet: train it (attnlab fit) or load "
@@ -281,6 +309,13 @@ class FrameClassifier(SpeechModule):
             files.append((out / f"{p.utt.id}.PHN", "".join(f"{s} {e} {lab}\n" for s, e, lab in segments)))
         return files
 
+    def predict_items(self, items: list[Any]) -> list[list[str]]:
+        """Audio paths or waveforms -> one phone label per frame of each."""
+        features, mask = self.item_features(items)
+        labels = self._require_meta().labels
+        preds = self(features, mask).argmax(-1)
+        return [[labels[t] for t in p[:int(n)].tolist()] for p, n in zip(preds, mask.sum(1), strict=True)]
+
     # ------------------------------------------------------------------ streaming
     @torch.no_grad()
     def stream(self, chunks: Iterable[Tensor]) -> Iterator[Tensor]:
@@ -385,6 +420,13 @@ class UtteranceClassifier(SpeechModule):
         best, ids = probs.max(-1)
         return [(int(i), labels[k], float(p)) for i, k, p in zip(batch["index"].tolist(), ids.tolist(),
                                                                    best.tolist(), strict=True)]
+
+    def predict_items(self, items: list[Any]) -> list[tuple[str, float]]:
+        """Audio paths or waveforms -> (label, probability) each."""
+        features, mask = self.item_features(items)
+        labels = self._require_meta().labels
+        prob, index = self(features, mask).softmax(-1).max(-1)
+        return [(labels[i], p) for i, p in zip(index.tolist(), prob.tolist(), strict=True)]
 
     def format_predictions(self, outputs: list[list[tuple[int, str, float]]]) -> list[tuple[Path, str]]:
         """``id, label, probability`` per recording, one TSV file."""

@@ -23,13 +23,16 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
 from core import Encoder, EncoderConfig, Full, Pattern, sinusoidal_2d
 
 from .base import AttnLabModule, OptimConfig
+from .export import ExportSpec
 from .vision_figures import draw_vision, one_image_per_class
+from .vision_inputs import prepare_images
 
 Backbone = Literal["vit", "resnet"]
 # ``ViT``'s encoder when none is given: ViT-Ti-like, LayerNorm epsilon 1e-6 as torchvision/timm
@@ -409,6 +412,22 @@ class ViTClassifier(AttnLabModule):
 
     def class_names(self) -> list[str] | None:
         return list(self.stats["classes"]) if self.stats else None
+
+    def predict_items(self, items: list[Any]) -> list[tuple[str, float]]:
+        """Image paths or (C, H, W) tensors -> (class name, probability) each (``apps.vision_inputs``)."""
+        h, stats = self.hparams, self.stats or {}
+        images = prepare_images(items, h.image_size, h.in_channels, stats["mean"], stats["std"]).to(self.device)
+        prob, index = self(images).softmax(-1).max(-1)
+        return [(stats["classes"][i], p) for i, p in zip(index.tolist(), prob.tolist(), strict=True)]
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        """The network on normalised images of the trained size; the batch is dynamic."""
+        h = self.hparams
+        images = torch.randn(batch, h.in_channels, h.image_size, h.image_size,
+                             generator=torch.Generator().manual_seed(batch))
+        notes = {"inputs": "images (B, C, H, W) float: scaled to [0, 1], resized to image_size, then (x - mean) / std "
+                           "per channel with vision_data's mean and std", "outputs": "logits (B, num_classes)"}
+        return ExportSpec(self.net, (images,), {"images": {0: Dim.DYNAMIC}}, notes)
 
     # ---------------------------------------------------------------------------------------- predict
     def predict_step(self, batch, batch_idx: int) -> tuple[Tensor, Tensor]:

@@ -97,8 +97,9 @@ def test_pos_test_without_unknown_words(tmp_path: Path) -> None:
     data = AllKnown(num_train=60, num_val=10, num_test=10, tagset="upos", min_word_freq=1, batch_size=8)
     model = Tagger(encoder=EncoderConfig(dim=16, depth=1, num_heads=2, position="relative",
                                          max_relative_distance=4), word_dim=8, char_dim=4, char_channels=8)
-    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=2, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
     trainer.fit(model, datamodule=data)
     (metrics,) = trainer.test(model, datamodule=data, verbose=False)
     assert "test/acc_known" in metrics and "test/acc_unknown" not in metrics  # undefined: no unknown word
