@@ -387,8 +387,14 @@ class Tagger(AttnLabModule):
         return dict(getattr(self, "test_report", {}))
 
     # ------------------------------------------------------------------ predict
+    @staticmethod
+    def best_tags(logits: Tensor) -> Tensor:
+        """The most likely real tag per word: ids 0 and 1 (``<pad>``, ``<unk>``) are never written as a tag."""
+        return logits.detach().clone().index_fill_(-1, torch.tensor([0, 1], device=logits.device),
+                                                   float("-inf")).argmax(-1)
+
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
-        preds = self(batch).argmax(-1)
+        preds = self.best_tags(self(batch))
         lengths = batch["mask"].sum(1).tolist()
         tags = self.vocab.tag_names
         return [(int(i), [tags[t] for t in p[:n].tolist()])
@@ -445,7 +451,7 @@ class Tagger(AttnLabModule):
                 chunk = sentences[b:b + batch_size]
                 batch = collate([(i, self.vocab.encode(s)) for i, s in enumerate(chunk)])
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                preds = self(batch).argmax(-1).tolist()
+                preds = self.best_tags(self(batch)).tolist()
                 result += [[names[t] for t in p[:len(s)]] for p, s in zip(preds, chunk, strict=True)]
         finally:
             self.train(was_training)

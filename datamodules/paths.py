@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.errors import UserError
+from core.errors import DataError, UserError
 
 
 class DataNotFoundError(FileNotFoundError, UserError):
@@ -54,3 +54,19 @@ def require_file(path: str | os.PathLike | None, key: str, expected: str, source
     if path is None or not Path(path).is_file():
         raise missing(key, path, expected, source)
     return Path(path)
+
+
+def read_text_file(path: str | os.PathLike, key: str | None = None) -> str:
+    """A text file as UTF-8 (a leading byte-order mark dropped); an invalid byte is one ``DataError`` naming the
+    file, line and column (and the config key), not a bare ``UnicodeDecodeError``."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        start = err.start
+        line = raw.count(b"\n", 0, start) + 1
+        column = start - (raw.rfind(b"\n", 0, start) + 1) + 1
+        raise DataError(f"invalid UTF-8 byte 0x{raw[start]:02x} at column {column}", where=f"{path}:{line}",
+                        expected="UTF-8 text" + (f" ({key})" if key else ""),
+                        fix="Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).") from None

@@ -460,3 +460,54 @@ def test_speech_negative_batch_size_is_refused_at_config_time():
 
     with pytest.raises(ConfigError, match=r"data.batch_size=-2; expected an integer >= 1"):
         PhoneCorpus(root="nowhere", batch_size=-2)
+
+
+# -------------------------------------------------------------------------------------------------------- pos
+@fault("pos")
+@pytest.mark.parametrize("name", ["train.conllu", "raw.txt"])
+def test_invalid_utf8_names_file_and_line(tmp_path, name):
+    """#9: an invalid UTF-8 byte in a CoNLL-U or raw-text file was a bare UnicodeDecodeError."""
+    from datamodules.pos import read_conllu
+    from datamodules.pos.tokenise import read_text
+
+    path = tmp_path / name
+    path.write_bytes(b"# sent_id = 1\n1\tcaf\xe9\t_\tNOUN\t_\t_\t0\troot\t_\t_\n\n")
+    with pytest.raises(DataError, match=rf"{name}:2: invalid UTF-8 byte 0xe9 at column 6"):
+        read_conllu(path) if name.endswith("conllu") else read_text(path, tokenizer="whitespace")
+
+
+@fault("pos")
+def test_utf8_bom_is_accepted(tmp_path):
+    """A UTF-8 BOM was rejected."""
+    from datamodules.pos import read_conllu
+
+    path = tmp_path / "bom.conllu"
+    path.write_bytes("\ufeff# sent_id = 1\n1\tHi\t_\tINTJ\t_\t_\t0\troot\t_\t_\n\n".encode())
+    assert [s.words for s in read_conllu(path)] == [["Hi"]]
+
+
+@fault("pos")
+def test_comments_only_training_file_is_named(tmp_path):
+    """A comments-only training file was not named."""
+    from datamodules.pos import UDTreebank
+
+    path = tmp_path / "train.conllu"
+    path.write_text("# just a comment\n# another\n\n")
+    with pytest.raises(DataError, match=r"train.conllu: no sentence in the train split.*data.train"):
+        UDTreebank(train=str(path)).load_split("train")
+
+
+@fault("pos")
+def test_untrained_tagger_never_writes_pad_as_a_tag():
+    """An under-trained tagger wrote <pad> as a UPOS tag."""
+    from apps.pos import TAGGER_ENCODER, Tagger
+    from datamodules.pos import PosVocab, collate, make_synthetic
+
+    vocab = PosVocab.build(make_synthetic(50, seed=0), min_freq=1)
+    model = Tagger(encoder=TAGGER_ENCODER.replace(dim=16, depth=1, num_heads=2), word_dim=8, char_channels=8)
+    model.set_vocab(vocab)
+    with torch.no_grad():
+        model.head.bias[:2] = 1e4  # <pad> and <unk> would win every argmax
+    batch = collate([(i, vocab.encode(s.words)) for i, s in enumerate(make_synthetic(3, seed=1))])
+    tags = [t for _, sentence in model.predict_step(batch, 0) for t in sentence]
+    assert tags and not {"<pad>", "<unk>"} & set(tags)

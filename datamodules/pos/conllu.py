@@ -16,6 +16,8 @@ from typing import Literal
 
 import conllu
 
+from ..paths import read_text_file
+
 Tagset = Literal["upos", "xpos"]
 TAGSETS = ("upos", "xpos")
 FIELDS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
@@ -138,7 +140,7 @@ def read_conllu(path: str | Path, tagset: Tagset = "upos", require_tags: bool = 
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime, stat.st_size, tagset, require_tags)
     if key not in _CACHE:
-        _CACHE[key] = parse_conllu(path.read_text(encoding="utf-8"), str(path), tagset, require_tags)
+        _CACHE[key] = parse_conllu(read_text_file(path), str(path), tagset, require_tags)
     return _CACHE[key]
 
 

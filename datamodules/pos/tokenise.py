@@ -23,7 +23,7 @@ import conllu
 
 from core.errors import ConfigError
 
-from ..paths import require_file
+from ..paths import read_text_file, require_file
 from .conllu import FIELDS, Sentence
 
 Tokenizer = Literal["spacy", "whitespace", "regex"]
@@ -80,7 +80,7 @@ def read_text(path: str | Path, tokenizer: Tokenizer = "spacy", language: str = 
     path = require_file(path, "data.predict_path", "a text file, one sentence per line (or a .conllu file)",
                         "your own text")
     sentences = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(path, "data.predict_path").splitlines(), start=1):
         if not line.strip():
             continue
         tokens = text_sentence(line, f"{path.stem}-{lineno}", tokenizer, language)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import DataError
+
 from ..paths import require_file
 from .conllu import Sentence, read_conllu
 from .datamodule import PosDataModule
@@ -30,4 +32,9 @@ class UDTreebank(PosDataModule):
             key = self.KEYS[split]
             raise ValueError(f"UDTreebank: set data.{key} (a CoNLL-U file) to use the {split} split")
         require_file(path, f"data.{self.KEYS[split]}", f"the {split} split as a CoNLL-U file", UD_SOURCE)
-        return read_conllu(path, self.tagset)
+        sentences = read_conllu(path, self.tagset)
+        if not sentences:  # only comments or blank lines
+            raise DataError(f"no sentence in the {split} split (only comments or blank lines)", where=path,
+                            expected=f"CoNLL-U sentences in data.{self.KEYS[split]}",
+                            fix=f"Point data.{self.KEYS[split]} at the CoNLL-U file of the {split} split.")
+        return sentences

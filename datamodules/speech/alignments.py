@@ -15,6 +15,9 @@ from pathlib import Path
 
 import torch
 
+from core.errors import DataError
+
+from ..paths import read_text_file
 from .errors import SpeechDataError
 from .features import FeatureConfig
 
@@ -59,9 +62,11 @@ def parse_alignment(text: str, name: str) -> list[Segment]:
 
 def read_alignment(path: Path) -> list[Segment]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        text = read_text_file(path)
+    except OSError as err:
         raise SpeechDataError("malformed alignment", f"{path}: unreadable alignment ({err})") from err
+    except DataError as err:  # invalid UTF-8: file:line named
+        raise SpeechDataError("malformed alignment", str(err)) from None
     return parse_alignment(text, str(path))
 
 
@@ -72,7 +77,7 @@ def read_fold_map(path: str | Path) -> dict[str, str | None]:
     if not path.is_file():
         raise ValueError(f"data.fold_map: {path} does not exist")
     fold: dict[str, str | None] = {}
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, raw in enumerate(read_text_file(path, "data.fold_map").splitlines(), start=1):
         fields = raw.split("#", 1)[0].split()
         if not fields:
             continue
