@@ -14,10 +14,33 @@ of validation items.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
+
+from core.errors import ConfigError
+
+
+def batch_examples(batch: Any) -> int | None:
+    """How many examples (sentences, utterances, images; nodes of a graph) a batch holds; None: unknown."""
+    if isinstance(batch, torch.Tensor):
+        return batch.size(0) if batch.dim() else None
+    if hasattr(batch, "num_nodes") and not isinstance(batch, dict | list | tuple):  # a PyG Data: a node
+        return int(batch.num_nodes)
+    values = list(batch.values()) if isinstance(batch, dict) else list(batch) if isinstance(batch, list | tuple) else []
+    return next((n for n in map(batch_examples, values) if n is not None), None)
+
+
+def check_example(example: int, batch: Any) -> None:
+    """``--example`` within the batch drawn, else one ``ConfigError`` (an index past it used to wrap around)."""
+    count = batch_examples(batch)
+    if example < 0 or (count is not None and example >= count):
+        raise ConfigError(f"explain --example {example}", where=None,
+                          expected=f"an index 0..{count - 1 if count else 0} into the batch drawn ({count} examples)",
+                          fix="Pass --example within that range (a larger data.batch_size draws more).")
 
 
 class ExplainCallback(Callback):
@@ -38,6 +61,7 @@ class ExplainCallback(Callback):
         else:
             loader = dm.val_dataloader() if dm is not None else trainer.val_dataloaders
         batch = trainer.strategy.batch_to_device(pl_module.explain_batch(loader))
+        check_example(self.example, batch)
         self.out.mkdir(parents=True, exist_ok=True)
         self.written = pl_module.explain_figures(batch, self.out, self.example)
         rank_zero_info("explain: wrote\n" + "\n".join(f"  {p}" for p in self.written))

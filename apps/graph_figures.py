@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from matplotlib.colors import Normalize
 
+from core.errors import ConfigError
+
 from .plotting import save
 
 
@@ -34,7 +36,11 @@ def draw_graph(model: Any, dm: Any, data: Any, out: Path, example: int) -> list[
     last = weights[-1].float().cpu().mean(1)
     spread = {n: float(last[dst == n].max() - last[dst == n].min()) for n in candidates}
     candidates.sort(key=lambda n: -spread[n])
-    node = candidates[example % len(candidates)]
+    if not 0 <= example < len(candidates):  # it used to wrap around silently
+        raise ConfigError(f"explain --example {example}", expected=f"an index 0..{len(candidates) - 1} into the "
+                          f"{len(candidates)} validation nodes worth drawing (4-9 neighbours)",
+                          fix="Pass --example within that range.")
+    node = candidates[example]
     incoming = (dst == node).nonzero().squeeze(1)
     neighbours = src[incoming].tolist()
     preds = logits.argmax(-1).cpu()

@@ -16,7 +16,7 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
-from .runs import write_atomic
+from .runs import check_writable, write_atomic
 
 
 def _flatten(predictions: Sequence[Any], loaders: Any) -> list[Any]:
@@ -32,6 +32,17 @@ class PredictionWriter(BasePredictionWriter):
     def __init__(self) -> None:
         super().__init__(write_interval="epoch")
         self.written: list[Path] = []
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Before any prediction is computed: the output folder (``data.predict_output``'s, else the run folder) can
+        be written, else one ``OutputError`` naming it (not after all predictions, naming a temporary file)."""
+        if not trainer.is_global_zero:
+            return
+        given = getattr(trainer.datamodule, "predict_output", None) if trainer.datamodule is not None else None
+        if given:
+            check_writable(Path(given).parent if Path(given).suffix else Path(given), "data.predict_output")
+        elif trainer.log_dir:
+            check_writable(trainer.log_dir, "trainer.default_root_dir or data.predict_output")
 
     def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Sequence[Any],
                            batch_indices: Sequence[Any]) -> None:

@@ -11,8 +11,8 @@ folder, flushed and fsync'ed, then ``os.replace`` over the target, so a reader (
 file or the new one, never half of one, and a failed write (full disk, kill) leaves the previous file intact.
 The temporary file gets the mode an ordinary ``open`` would give (0666 less the umask), not mkstemp's 0600.
 
-This module imports nothing of the project, so the CLI, the apps, ``explain`` and the datamodules all use it
-without an import circle.
+This module imports nothing of the project but ``core.errors``, so the CLI, the apps, ``explain`` and the
+datamodules all use it without an import circle. A failed write is an ``OutputError`` naming the target.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+
+from core.errors import UserError
 
 BEST_POINTER = "best.txt"  # written next to the checkpoints: file name of the best one
 
@@ -42,8 +44,11 @@ def save_atomic(path: str | os.PathLike, writer: Callable[[Path], object]) -> Pa
     For writers that want a file name (``torch.save``, ``np.save``, ``fig.savefig``, Lightning's checkpoint IO).
     On any error the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:  # a read-only or missing-permission folder: named, not a temp file
+        raise OutputError(err, path) from err
     os.close(fd)
     tmp = Path(name)
     try:
@@ -52,10 +57,38 @@ def save_atomic(path: str | os.PathLike, writer: Callable[[Path], object]) -> Pa
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise OutputError(err, path) from err
         raise
     return path
+
+
+class OutputError(OSError, UserError):
+    """Writing ``path`` failed (full disk, read-only folder): an ``OSError`` with the same errno, and a
+    ``UserError`` naming the target (never the temporary file) and what to do. The previous file is intact."""
+
+    def __init__(self, err: OSError, path: Path) -> None:
+        self.what = f"{path}: cannot write ({err.strerror or err})"
+        self.where, self.expected = None, None
+        self.fix = "the previous file, if any, is intact. Free disk space or choose a writable folder"
+        OSError.__init__(self, err.errno, f"{self.what}; {self.fix}")
+
+    def __str__(self) -> str:
+        return f"{self.what}; {self.fix}"
+
+
+def check_writable(folder: str | os.PathLike, key: str) -> None:
+    """Before expensive work: ``folder`` can be created and written (a probe file written and removed), else an
+    ``OutputError`` naming ``key``."""
+    probe = Path(folder) / ".attnlab-write-probe"
+    try:
+        save_atomic(probe, lambda tmp: tmp.write_bytes(b"ok"))
+    except OutputError as err:
+        raise OutputError(OSError(err.errno, f"{err.strerror or err} (set {key} to a writable place)"),
+                          Path(folder)) from None
+    probe.unlink(missing_ok=True)
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:

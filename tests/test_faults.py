@@ -511,3 +511,110 @@ def test_untrained_tagger_never_writes_pad_as_a_tag():
     batch = collate([(i, vocab.encode(s.words)) for i, s in enumerate(make_synthetic(3, seed=1))])
     tags = [t for _, sentence in model.predict_step(batch, 0) for t in sentence]
     assert tags and not {"<pad>", "<unk>"} & set(tags)
+
+
+# ------------------------------------------------------------------------------------------- outputs, explain
+@fault("cli")
+def test_write_into_read_only_folder_names_the_target_before_predicting(tmp_path):
+    """Writing into a read-only folder failed only after all predictions, naming a temp file."""
+    from apps.runs import OutputError, check_writable, write_atomic
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    blocked = tmp_path / "a-file"  # unwritable for root too: a folder inside a regular file
+    blocked.write_text("x")
+    try:
+        for target in ([folder] if not os.access(folder, os.W_OK) else []) + [blocked / "sub"]:
+            with pytest.raises(OutputError, match=r"out.csv: cannot write") as err:
+                write_atomic(target / "out.csv", "x")
+            assert ".tmp" not in str(err.value) and isinstance(err.value, UserError)
+            with pytest.raises(OutputError, match="data.predict_output"):
+                check_writable(target, "data.predict_output")
+    finally:
+        folder.chmod(0o700)
+
+
+@fault("cli")
+def test_full_disk_while_writing_predictions_names_the_target(tmp_path, monkeypatch):
+    from apps.runs import OutputError, write_atomic
+
+    (tmp_path / "p.csv").write_text("old")
+
+    def full(self, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OutputError, match=r"p.csv: cannot write \(No space left on device\)") as err:
+        write_atomic(tmp_path / "p.csv", "new")
+    monkeypatch.undo()
+    assert ".tmp" not in str(err.value) and (tmp_path / "p.csv").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["p.csv"]
+
+
+@fault("cli")
+def test_prediction_writer_checks_the_output_folder_first(tmp_path):
+    from types import SimpleNamespace
+
+    from apps.predictions import PredictionWriter
+    from apps.runs import OutputError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    trainer = SimpleNamespace(is_global_zero=True, log_dir=None,
+                              datamodule=SimpleNamespace(predict_output=str(blocker / "out" / "p.csv")))
+    with pytest.raises(OutputError, match="data.predict_output"):
+        PredictionWriter().on_predict_start(trainer, None)
+
+
+@fault("cli")
+@pytest.mark.parametrize("example, batch", [(9999, (torch.zeros(4, 3), torch.zeros(4))), (-1, {"x": torch.zeros(2)}),
+                                            (5, {"features": torch.zeros(5, 7, 3)})])
+def test_explain_example_out_of_range_is_refused(example, batch):
+    """explain --example 9999 wrapped around."""
+    from apps.explain import check_example
+
+    with pytest.raises(ConfigError, match=rf"explain --example {example}; expected an index 0\.\."):
+        check_example(example, batch)
+    check_example(0, batch)
+
+
+# ------------------------------------------------------------------------------------ relative data paths
+@fault("graph")
+def test_relative_graph_path_says_relative_to():
+    from datamodules.graph import GraphData
+
+    with pytest.raises(UserError, match=r"nowhere/g.pt \(relative to .*\)"):
+        GraphData(source="file", path="nowhere/g.pt").setup()
+
+
+@fault("vision")
+def test_relative_image_folder_says_relative_to():
+    from datamodules.vision import VisionData
+
+    with pytest.raises(UserError, match=r"nowhere/imgs \(relative to .*\)"):
+        VisionData(source="folder", path="nowhere/imgs").setup()
+
+
+@fault("speech")
+def test_relative_speech_root_says_relative_to():
+    from datamodules.speech import PhoneCorpus
+
+    with pytest.raises(UserError, match=r"nowhere/timit \(relative to .*\)"):
+        PhoneCorpus(root="nowhere/timit").setup("fit")
+
+
+@fault("pos")
+def test_relative_conllu_path_says_relative_to():
+    from datamodules.pos import UDTreebank
+
+    with pytest.raises(UserError, match=r"nowhere/train.conllu \(relative to .*\)"):
+        UDTreebank(train="nowhere/train.conllu").setup("fit")
+
+
+@fault("lra")
+def test_relative_lra_root_says_relative_to():
+    from datamodules.bytetext import ByteText
+
+    with pytest.raises(UserError, match=r"nowhere/ewt \(relative to .*\)"):
+        ByteText(root="nowhere/ewt").setup("fit")
