@@ -214,6 +214,11 @@ def test_torchvision_source_builds_a_dataset_class_by_name(tmp_path: Path) -> No
     assert len(dm.splits["train"]) + len(dm.splits["val"]) + len(dm.splits["test"]) == 24
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape[1:] == (3, 8, 8) and y.dtype == torch.long
+    square = VisionData(source="torchvision", dataset="FakeData", image_size=8, root=str(tmp_path),
+                        dataset_args={"size": 12, "image_size": [1, 12, 12], "num_classes": 2})
+    square.setup()
+    assert square.splits["train"].images.shape[-2:] == (12, 12)  # kept native in memory, resized per image
+    assert next(iter(square.val_dataloader()))[0].shape[1:] == (1, 8, 8) == square.shape
     with pytest.raises(ValueError, match="'FakeDta' is not a class of torchvision.datasets; did you mean FakeData"):
         VisionData(source="torchvision", dataset="FakeDta").setup()
     with pytest.raises(ValueError, match=r"FakeData.*cannot be built with .*colour.*data.dataset_args"):

@@ -69,7 +69,8 @@ def _image(item: Any, where: str) -> Tensor:
 
 
 def to_image_set(ds: Any, size: int | None, crop_pct: float, where: str) -> ImageSet:
-    """A torchvision dataset as an ``ImageSet`` (at one size; see ``resize.common_size``)."""
+    """A torchvision dataset as an ``ImageSet``: images of one square size as they are (``VisionData``'s transform
+    resizes them per image), others brought to ``size`` on reading (``resize.common_size``)."""
     data, targets = getattr(ds, "data", None), getattr(ds, "targets", getattr(ds, "labels", None))
     names = [str(i) for i in range(len(ds))]
     if data is not None and targets is not None and getattr(data, "ndim", 0) in (3, 4) and len(data) == len(ds) \
@@ -87,7 +88,9 @@ def to_image_set(ds: Any, size: int | None, crop_pct: float, where: str) -> Imag
         raise DataError(f"{where}: the dataset holds no image")
     if len({i.size(0) for i in items}) > 1:
         items = [i.expand(3, -1, -1) if i.size(0) == 1 else i for i in items]
-    items, _ = common_size(items, size, crop_pct, where)
+    shapes = {tuple(i.shape[-2:]) for i in items}
+    if len(shapes) > 1 or any(h != w for h, w in shapes):  # one square size stays native: the transform resizes
+        items, _ = common_size(items, size, crop_pct, where)  # each image as it is drawn (CIFAR at 224: no 7 GB)
     classes = getattr(ds, "classes", None)
     if not (isinstance(classes, list | tuple) and all(isinstance(c, str) for c in classes)):
         classes = [str(c) for c in range(int(labels.max()) + 1)]
