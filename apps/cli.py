@@ -284,7 +284,7 @@ class AttnLabCLI(LightningCLI):
             return
         app_dir = runs_root(config.trainer.default_root_dir) / app_name(_import(config.model.class_path))
         try:
-            config.ckpt_path = str(find_checkpoint(app_dir, which))
+            config.ckpt_path = str(find_checkpoint(app_dir, which, config.get("data")))  # a run of this data set
         except FileNotFoundError as err:
             parser.error(str(err))
         rank_zero_info(f"ckpt_path={which!r} resolved to {config.ckpt_path}")

@@ -22,11 +22,11 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
-from core.errors import UserError
+from core.errors import CheckpointError, UserError
 
 BEST_POINTER = "best.txt"  # written next to the checkpoints: file name of the best one
 
@@ -150,14 +150,51 @@ def _best_from_last(last: Path) -> Path | None:
     return None
 
 
-def find_checkpoint(app_dir: Path, which: Literal["best", "last"]) -> Path:
-    """Resolve ``best`` / ``last`` in the newest ``version_N`` of ``app_dir`` that holds checkpoints."""
+DATA_IDENTITY = ("class_path", "source", "root", "path", "dataset", "train", "dev", "test", "layout", "split",
+                 "nodes", "edges", "tagset")  # the data config keys that say which data set a run used
+
+
+def data_identity(data: Any) -> dict[str, Any]:
+    """The keys of a ``data`` config section (a dict or jsonargparse Namespace) that name its data set."""
+    if data is None:
+        return {}
+    as_dict = data.as_dict() if hasattr(data, "as_dict") else dict(data)
+    args = as_dict.get("init_args") or {}
+    out = {"class_path": as_dict.get("class_path")}
+    out.update({k: args[k] for k in DATA_IDENTITY[1:] if args.get(k) not in (None, "")})
+    return out
+
+
+def run_data(version_dir: Path) -> dict[str, Any] | None:
+    """``data_identity`` of the run's saved ``config.yaml``; None when it has none or it is unreadable."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((version_dir / "config.yaml").read_text())
+        return data_identity(config.get("data"))
+    except Exception:
+        return None
+
+
+def find_checkpoint(app_dir: Path, which: Literal["best", "last"], data: Any = None) -> Path:
+    """Resolve ``best`` / ``last`` in the newest ``version_N`` of ``app_dir`` that holds checkpoints and, when
+    ``data`` (the config's data section) is given, whose saved config names the same data set."""
     runs = [p / "checkpoints" for _, p in reversed(versions(app_dir)) if (p / "checkpoints").is_dir()]
     if not runs:
         raise FileNotFoundError(
             f"ckpt_path={which!r}: no checkpoints found, searched {app_dir}/version_*/checkpoints/. "
             "Run `attnlab fit` with this config first, or pass a checkpoint file."
         )
+    wanted = data_identity(data) if data is not None else None
+    if wanted:
+        same = [r for r in runs if run_data(r.parent) in (None, wanted)]
+        if not same:
+            raise CheckpointError(
+                f"ckpt_path={which!r}: none of the {len(runs)} runs in {app_dir} was trained on this config's data "
+                f"({', '.join(f'{k}={v}' for k, v in wanted.items())}); the newest used "
+                f"{', '.join(f'{k}={v}' for k, v in (run_data(runs[0].parent) or {}).items())}",
+                fix="Run `attnlab fit` with this config first, or pass that run's checkpoint file as --ckpt_path.")
+        runs = same
     ckpt_dir, last = runs[0], runs[0] / "last.ckpt"
     if which == "last":
         if last.is_file():

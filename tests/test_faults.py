@@ -618,3 +618,24 @@ def test_relative_lra_root_says_relative_to():
 
     with pytest.raises(UserError, match=r"nowhere/ewt \(relative to .*\)"):
         ByteText(root="nowhere/ewt").setup("fit")
+
+
+@fault("checkpoints")
+def test_ckpt_path_best_picks_a_run_of_the_same_data_set(tmp_path):
+    """--ckpt_path best picked another data set's run (and then advised `set model.in_channels`)."""
+    from apps.runs import find_checkpoint
+
+    for n, source in ((0, "cora"), (1, "citeseer")):
+        ckpts = tmp_path / f"version_{n}" / "checkpoints"
+        ckpts.mkdir(parents=True)
+        (ckpts / "last.ckpt").write_bytes(b"x")
+        (tmp_path / f"version_{n}" / "config.yaml").write_text(
+            f"data:\n  class_path: datamodules.graph.GraphData\n  init_args:\n    source: {source}\n    batch_size: 8\n")
+
+    def data(source):
+        return {"class_path": "datamodules.graph.GraphData", "init_args": {"source": source, "batch_size": 64}}
+
+    assert find_checkpoint(tmp_path, "last", data("cora")).parent.parent.name == "version_0"
+    assert find_checkpoint(tmp_path, "last", data("citeseer")).parent.parent.name == "version_1"
+    with pytest.raises(CheckpointError, match=r"none of the 2 runs .* source=pubmed.*newest used .*source=citeseer"):
+        find_checkpoint(tmp_path, "last", data("pubmed"))
