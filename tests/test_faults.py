@@ -639,3 +639,14 @@ def test_ckpt_path_best_picks_a_run_of_the_same_data_set(tmp_path):
     assert find_checkpoint(tmp_path, "last", data("citeseer")).parent.parent.name == "version_1"
     with pytest.raises(CheckpointError, match=r"none of the 2 runs .* source=pubmed.*newest used .*source=citeseer"):
         find_checkpoint(tmp_path, "last", data("pubmed"))
+
+
+@fault("speech")
+def test_sample_rate_other_than_the_checkpoints_is_one_checkpoint_error():
+    """Feature settings (the sample rate) are checked against the checkpoint's, naming the key."""
+    from datamodules.speech import FeatureConfig, SpeechMeta, SyntheticPhones
+
+    dm = SyntheticPhones(num_train=2, num_val=1, num_test=1, features=FeatureConfig(sample_rate=22050))
+    dm.meta = SpeechMeta(["a", "b"], FeatureConfig(sample_rate=16000))
+    with pytest.raises(CheckpointError, match=r"data.features.sample_rate=22050 \(checkpoint: 16000\)"):
+        dm.dataset("test")

@@ -17,6 +17,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
+from core.errors import CheckpointError
+
 from ..base import BucketedSplits
 from ..batching import IGNORE
 from .alignments import Segment, alignment_rate_mismatch, frame_phones, read_alignment, read_fold_map
@@ -226,9 +228,12 @@ class SpeechDataModule(BucketedSplits):
             raise RuntimeError(f"{type(self).__name__}: no label inventory to encode the data with. test/predict "
                                "take it from the model's checkpoint: pass --ckpt_path (best, last or a file) of a "
                                "model trained with `attnlab fit`")
-        if self.meta.features != self.features:
-            raise ValueError(f"data.features {self.features.to_dict()} differ from the features the model was "
-                             f"trained on {self.meta.features.to_dict()}; use the training config's data.features")
+        if self.meta.features != self.features:  # e.g. another sample_rate: every frame would mean something else
+            ours, saved = self.features.to_dict(), self.meta.features.to_dict()
+            diff = ", ".join(f"data.features.{k}={ours.get(k)!r} (checkpoint: {saved.get(k)!r})"
+                             for k in sorted(set(ours) | set(saved)) if ours.get(k) != saved.get(k))
+            raise CheckpointError(f"{diff} differ from the features the model was trained on",
+                                  fix="Use the training config's data.features.")
         if self.meta.level != self.level:
             raise ValueError(f"{type(self).__name__} gives {self.level} labels but the model was trained on "
                              f"{self.meta.level} labels")
