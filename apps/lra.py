@@ -27,6 +27,7 @@ from core import (
     masked_mean,
     sinusoidal_positions,
 )
+from core.errors import check_token_ids
 
 from .base import AttnLabModule, OptimConfig
 from .export import ExportSpec
@@ -47,6 +48,13 @@ class LRAClassifier(SequenceLabelSteps, AttnLabModule):
     ``core.attend``); ``encoder.kernel``: ``{kind: softmax}`` or an O(L) approximation (kind "linear",
     "performer", "linformer"; pattern Full), with ``num_features`` (Performer's random features, Linformer's
     projected length) and ``max_length`` (Linformer's E, F columns; 2048 here), see ``core.KernelConfig``.
+
+    Args:
+        vocab_size: number of token ids
+        num_classes: number of sequence labels
+        encoder: the encoder (core.EncoderConfig, with kernel: softmax|linear|performer|linformer)
+        pattern: which keys each token sees (Full, Truncated, Strided, Longformer, BigBird, ...)
+        pool: cls (the output at position 0) or mean (over the real tokens)
     """
 
     monitor = "val/acc"
@@ -81,6 +89,7 @@ class LRAClassifier(SequenceLabelSteps, AttnLabModule):
 
     def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
         """(B, L) tokens, (B, L) mask -> (B, num_classes) logits."""
+        check_token_ids(tokens, self.embed.num_embeddings, "model.vocab_size")
         x = self.embed(tokens)
         x = x + sinusoidal_positions(tokens.size(1), x.size(-1), device=x.device).to(x.dtype)
         x = self.encoder(self.drop(x), pattern=self.pattern, padding_mask=padding_mask)

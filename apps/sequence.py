@@ -16,6 +16,7 @@ from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 
 from core import Encoder, EncoderConfig, Full, LearnedPositions, Pattern, masked_mean, sinusoidal_positions
+from core.errors import check_token_ids
 
 from .base import AttnLabModule, OptimConfig
 from .export import ExportSpec
@@ -72,6 +73,14 @@ class SequenceClassifier(SequenceLabelSteps, AttnLabModule):
     ``encoder.position`` ("rotary" / "relative"); both "none" leave the model order-blind.
     ``pattern``: which keys each token attends to, e.g. ``core.Truncated(left=2, right=2)``.
     ``init_from`` / ``freeze`` / ``head_lr_scale`` / ``backbone_lr_scale``: fine-tuning, see ``AttnLabModule``.
+
+    Args:
+        vocab_size: number of token ids
+        num_classes: number of sequence labels
+        encoder: the encoder (core.EncoderConfig: dim, depth, num_heads, score, position, ...)
+        position: sinusoidal|learned added to the embeddings, or none (positions only from encoder.position)
+        max_positions: length of the learned position table
+        pattern: which keys each token attends to, e.g. core.Truncated(left=2, right=2)
     """
 
     monitor = "val/acc"
@@ -116,6 +125,7 @@ class SequenceClassifier(SequenceLabelSteps, AttnLabModule):
                return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         """(B, L) tokens -> (B, L, dim) encoder outputs (and every layer's (B, heads, L, L) attention weights)."""
         length = tokens.size(1)
+        check_token_ids(tokens, self.embed.num_embeddings, "model.vocab_size")
         x = self.embed(tokens)
         if self.position == "sinusoidal":
             x = x + sinusoidal_positions(length, x.size(-1), device=x.device).to(x.dtype)

@@ -54,7 +54,7 @@ def check_finite(x, what: str) -> None:
     value would turn the whole sequence NaN through the softmax, and the NaN guard would blame the optimiser."""
     import torch  # core imports torch; imported here so the error types stay importable without it
 
-    if torch.compiler.is_compiling() or not x.is_floating_point():
+    if _tracing(x) or not x.is_floating_point():
         return
     bad = ~torch.isfinite(x)  # padded positions too: their values still reach every output through 0 * NaN
     if bool(bad.any()):
@@ -62,3 +62,25 @@ def check_finite(x, what: str) -> None:
         raise DataError(f"{what} holds {int(bad.sum())} NaN/Inf value(s), the first at index {first}",
                         expected="finite numbers", fix="Clean or drop that example in the data (a NaN/Inf input "
                         "makes every attention output of its sequence NaN).")
+
+
+def check_token_ids(tokens, size: int, key: str) -> None:
+    """Raise ``DataError`` when a token id is outside ``[0, size)`` (an embedding would fail with an opaque
+    IndexError on CPU and a device-side assert on GPU)."""
+    if _tracing(tokens) or tokens.numel() == 0:
+        return
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0 or high >= size:
+        bad = high if high >= size else low
+        raise DataError(f"token id {bad} in the batch is outside the vocabulary", expected=f"ids 0..{size - 1} "
+                        f"({key}={size})", fix=f"Set {key} to cover the data's ids, or fix the data.")
+
+
+def _tracing(x) -> bool:
+    """Whether ``x`` is being traced (torch.compile, torch.export, jit, fake/meta tensors): no value checks then."""
+    import torch
+
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    if torch.compiler.is_compiling() or exporting() or torch.jit.is_tracing() or x.device.type == "meta":
+        return True
+    return type(x).__name__ in ("FakeTensor", "FunctionalTensor")

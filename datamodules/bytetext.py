@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .paths import require_dir, require_file
+from core.errors import DataError
+
+from .paths import read_text_file, require_dir, require_file
 from .sequences import PaddedSequenceSplits, SequenceDataset
 
 GENRES = ("answers", "email", "newsgroup", "reviews", "weblog")
@@ -29,19 +31,21 @@ def read_documents(path: str | os.PathLike) -> list[tuple[str, list[str]]]:
     """[(genre, [sentence text, ...]) per document] in file order, from ``# sent_id`` and ``# text`` lines."""
     docs: dict[str, tuple[str, list[str]]] = {}
     sent_id = None
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if line.startswith("# sent_id = "):
-                sent_id = line.split("=", 1)[1].strip()
-            elif line.startswith("# text = "):
-                if sent_id is None:
-                    raise ValueError(f"{path}:{line_no}: '# text' without a preceding '# sent_id'")
-                genre = sent_id.split("-", 1)[0]
-                if genre not in GENRES:
-                    raise ValueError(f"{path}:{line_no}: sentence id {sent_id!r} does not start with one of {GENRES}")
-                doc = sent_id.rsplit("-", 1)[0]
-                docs.setdefault(doc, (genre, []))[1].append(line.split("=", 1)[1].strip())
-                sent_id = None
+    for line_no, line in enumerate(read_text_file(path).splitlines(), 1):  # a BOM dropped, bad UTF-8 named
+        if line.startswith("# sent_id = "):
+            sent_id = line.split("=", 1)[1].strip()
+        elif line.startswith("# text = "):
+            if sent_id is None:
+                raise DataError(f"{path}:{line_no}: '# text' without a preceding '# sent_id'")
+            genre = sent_id.split("-", 1)[0]
+            if genre not in GENRES:
+                raise DataError(f"{path}:{line_no}: sentence id {sent_id!r} does not start with one of {GENRES}")
+            doc = sent_id.rsplit("-", 1)[0]
+            docs.setdefault(doc, (genre, []))[1].append(line.split("=", 1)[1].strip())
+            sent_id = None
+    if not docs:
+        raise DataError(f"{path}: no '# sent_id' / '# text' sentence", expected="a UD CoNLL-U file with # text lines",
+                        fix="Point data.root at UD_English-EWT.")
     return list(docs.values())
 
 

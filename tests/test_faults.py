@@ -650,3 +650,51 @@ def test_sample_rate_other_than_the_checkpoints_is_one_checkpoint_error():
     dm.meta = SpeechMeta(["a", "b"], FeatureConfig(sample_rate=16000))
     with pytest.raises(CheckpointError, match=r"data.features.sample_rate=22050 \(checkpoint: 16000\)"):
         dm.dataset("test")
+
+
+# -------------------------------------------------------------------------------------------- sequence, lra
+@fault("sequence")
+def test_token_id_outside_the_vocabulary_is_named():
+    """A token id >= vocab_size failed inside the embedding (IndexError on CPU, device assert on GPU)."""
+    from apps.sequence import SequenceClassifier
+
+    model = SequenceClassifier(vocab_size=8, num_classes=2, encoder=EncoderConfig(dim=16, depth=1, num_heads=2))
+    tokens = torch.tensor([[1, 2, 9]])
+    with pytest.raises(DataError, match=r"token id 9 .* ids 0..7 \(model.vocab_size=8\)"):
+        model(tokens, torch.ones(1, 3, dtype=torch.bool))
+
+
+@fault("sequence")
+def test_sequence_batch_size_zero_is_refused_at_config_time():
+    from datamodules.synthetic import SyntheticSequences
+
+    with pytest.raises(ConfigError, match="data.batch_size=0"):
+        SyntheticSequences(batch_size=0)
+
+
+@fault("lra")
+def test_lra_token_id_outside_the_vocabulary_is_named():
+    from apps.lra import LRAClassifier
+
+    model = LRAClassifier(vocab_size=4, num_classes=2, encoder=EncoderConfig(dim=16, depth=1, num_heads=2))
+    with pytest.raises(DataError, match=r"token id -1 .*model.vocab_size=4"):
+        model(torch.tensor([[0, -1]]), torch.ones(1, 2, dtype=torch.bool))
+
+
+@fault("lra")
+@pytest.mark.parametrize("content, message", [(b"# sent_id = a-1\n# text = caf\xe9\n", r"e.conllu:2: invalid UTF-8"),
+                                              (b"# only a comment\n", r"e.conllu: no '# sent_id'")])
+def test_lra_text_file_faults_are_named(tmp_path, content, message):
+    from datamodules.bytetext import read_documents
+
+    (tmp_path / "e.conllu").write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_documents(tmp_path / "e.conllu")
+
+
+@fault("lra")
+def test_lra_bom_is_accepted(tmp_path):
+    from datamodules.bytetext import read_documents
+
+    (tmp_path / "e.conllu").write_bytes("\ufeff# sent_id = answers-1-1\n# text = Hi\n".encode())
+    assert read_documents(tmp_path / "e.conllu") == [("answers", ["Hi"])]
