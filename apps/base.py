@@ -28,9 +28,11 @@ from core.errors import CheckpointError
 
 from .checkpoint_io import read_checkpoint
 from .data_state import DataStateMixin
+from .options import init_params, with_shared_args
 from .predictions import PredictionWriter
 from .reports import ClassReportMixin, ClassReportWriter
 from .runs import write_atomic
+from .upgrade import upgraded_checkpoint
 
 STAGES = ("train", "val", "test")
 
@@ -140,6 +142,11 @@ class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
     no_decay_keywords: tuple[str, ...] = ("pos", "embed", "token")
     head_prefixes: tuple[str, ...] = ("head.",)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each app's docstring gets the "Args:" lines of the shared options (``apps.options``: ``--help`` text)."""
+        super().__init_subclass__(**kwargs)
+        cls.__doc__ = with_shared_args(cls.__doc__, init_params(cls))
+
     def __init__(
         self,
         optim: OptimConfig | None = None,
@@ -167,8 +174,6 @@ class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
         """Lightning's ``load_from_checkpoint``; checkpoints saved before the encoder's options were grouped
         load too (their hyperparameters upgraded first, see ``apps.upgrade``)."""
-        from apps.upgrade import upgraded_checkpoint  # apps.upgrade imports the apps' modules lazily
-
         return super().load_from_checkpoint(upgraded_checkpoint(cls, checkpoint_path), *args, **kwargs)
 
     # ---------------------------------------------------------- predictions and pictures

@@ -15,7 +15,7 @@ from .plotting import MAX_TOKENS, MIN_TOKENS, pick, relative_tables, token_heatm
 def draw_tagger(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, example: int) -> list[Path]:
     """Token x token attention of one validation sentence (words on the axes, predicted tags with the words)."""
     if model.lstm is not None:
-        raise ValueError("explain: model.encoder is bilstm, which has no attention to draw")
+        raise ValueError("explain: model.backbone is bilstm, which has no attention to draw")
     mask = batch["mask"]
     lengths = mask.sum(1).tolist()
     i = pick(lengths, example, lo=MIN_TOKENS, hi=min(MAX_TOKENS, model.max_len))

@@ -27,7 +27,7 @@ def draw_speech(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, exampl
     frames can see through the layers, so the drawn weights equal those of the whole utterance, while memory
     stays (window + margins)², never (whole recording)²."""
     if getattr(model, "encoder", None) is None:
-        raise ValueError("explain: model.encoder is context_mlp, which has no attention to draw")
+        raise ValueError("explain: model.backbone is context_mlp, which has no attention to draw")
     meta = model._require_meta()
     mask = batch["mask"]
     i = example % mask.size(0)
