@@ -87,6 +87,8 @@ def test_csv_source_maps_ids_and_leaves_unlabelled_nodes_out_of_the_masks(tmp_pa
     assert g.edge_index[:, 2].tolist() == [2, 3]  # "7" -> "dan" by id, not by number
     in_a_mask = g.train_mask | g.val_mask | g.test_mask
     assert not bool(in_a_mask[3]) and bool(in_a_mask[[0, 1, 2, 4, 5]].all())
+    both_ways = GraphData(source="csv", nodes=nodes, edges=edges, label_column="kind", undirected=True).graph
+    assert both_ways.edge_index.size(1) == 10 and [3, 2] in both_ways.edge_index.t().tolist()
     only_f2 = load_csv(nodes, edges, label_column="kind", feature_columns=["f2"])
     assert only_f2.data.x.shape == (6, 1)
     no_features = write(tmp_path / "plain.csv", "id,label\na,0\nb,1\nc,\n")

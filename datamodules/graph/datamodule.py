@@ -52,6 +52,8 @@ class GraphData(AttnLabDataModule):
     (``dataset``: a ``torch_geometric.datasets`` class name, ``dataset_args``: its other arguments, kept under
     ``root``) or ``source: csv`` (``nodes`` / ``edges`` CSV files; ``id_column``, ``label_column``,
     ``feature_columns``, ``source_column``, ``target_column`` name their columns; empty labels = unlabelled).
+    Edges are directed as given (``edge_index[0]`` -> ``edge_index[1]``: the target attends to the source);
+    ``undirected: true`` adds every edge's reverse (an edge list that names each link once).
     ``normalize``: "row" (features sum to 1, as GCN/GAT on Planetoid), "standard" (zero mean, unit
     variance per column) or "none". ``positional_encoding``: "laplacian"
     (``pe_dim`` Laplacian eigenvectors) or "random_walk" (``pe_dim`` return probabilities), appended to the
@@ -91,6 +93,7 @@ class GraphData(AttnLabDataModule):
         feature_columns: list[str] | None = None,
         source_column: str = "source",
         target_column: str = "target",
+        undirected: bool = False,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
         self.predict_output = predict_output
@@ -126,7 +129,7 @@ class GraphData(AttnLabDataModule):
         self.normalize, self.positional_encoding, self.pe_dim = normalize, positional_encoding, pe_dim
         self.mode, self.num_neighbors = mode, list(num_neighbors or [])
         self.dataset, self.dataset_args = dataset, dict(dataset_args or {})
-        self.nodes, self.edges = nodes, edges
+        self.nodes, self.edges, self.undirected = nodes, edges, undirected
         self.columns = dict(id_column=id_column, label_column=label_column, feature_columns=feature_columns,
                             source_column=source_column, target_column=target_column)
         self.data: Data | None = None
@@ -162,6 +165,11 @@ class GraphData(AttnLabDataModule):
             data = load_file(self.path)
         check_graph(data, where)
         data.y = data.y.long()
+        if self.undirected:  # an edge list that names each friendship once: both ends attend to each other
+            if getattr(data, "edge_attr", None) is not None:
+                data.edge_index, data.edge_attr = to_undirected(data.edge_index, data.edge_attr, data.num_nodes)
+            else:
+                data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
         if self.split == "random" or not all(isinstance(getattr(data, k, None), Tensor) for k in STAGE_MASKS):
             data.train_mask, data.val_mask, data.test_mask = random_split(
                 data.y, self.train_fraction, self.val_fraction, self.split_seed)
