@@ -1,7 +1,8 @@
 """How ``attnlab`` reports a user's mistake, and what a failed fit leaves behind.
 
 A ``core.errors.UserError`` raised anywhere (config check, data reading, checkpoint loading; also when torch,
-jsonargparse or Lightning wrapped it in another exception) is printed as one line on stderr,
+jsonargparse or Lightning wrapped it in another exception), or a ``ValueError`` an attnlab constructor raised
+while checking a config value, is printed as one line on stderr,
 ``attnlab: error: <where>: <what>; expected <...>. <what to do> [--debug ...]``, and the command exits with
 status 2. The full traceback comes with ``--debug`` on the command line or ``ATTNLAB_DEBUG=1`` in the environment.
 
@@ -40,7 +41,29 @@ def user_error_in(err: BaseException | None) -> UserError | None:
     return None
 
 
-def one_line(err: UserError) -> str:
+PROJECT = Path(__file__).resolve().parents[1]  # core/, apps/, datamodules/ live here
+CONSTRUCTORS = ("__init__", "__post_init__")
+
+
+def config_error_in(err: BaseException | None) -> BaseException | None:
+    """A ``ValueError`` an attnlab constructor raised while jsonargparse built the config's classes (its check of
+    a config value); jsonargparse wraps it in a second traceback and a dump of the whole Namespace."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, ValueError) and not isinstance(err, OSError) and err.__traceback__ is not None:
+            frame = err.__traceback__
+            while frame.tb_next is not None:
+                frame = frame.tb_next
+            code = frame.tb_frame.f_code
+            if code.co_name in CONSTRUCTORS and Path(code.co_filename).resolve().is_relative_to(PROJECT) \
+                    and ".venv" not in Path(code.co_filename).parts:
+                return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
@@ -59,7 +82,7 @@ def run_reporting_user_errors(run: Callable[[Any], object], args: Any = None) ->
     except SystemExit:
         raise
     except BaseException as err:
-        found = user_error_in(err)
+        found = user_error_in(err) or config_error_in(err)
         if found is None or debug:
             raise
         print(f"attnlab: error: {one_line(found)} [{DEBUG_FLAG} or {DEBUG_ENV}=1 for the traceback]", file=sys.stderr)

@@ -698,3 +698,33 @@ def test_lra_bom_is_accepted(tmp_path):
 
     (tmp_path / "e.conllu").write_bytes("\ufeff# sent_id = answers-1-1\n# text = Hi\n".encode())
     assert read_documents(tmp_path / "e.conllu") == [("answers", ["Hi"])]
+
+
+@fault("cli")
+def test_constructor_value_error_wrapped_by_jsonargparse_is_one_line(capsys):
+    """A config check in a datamodule's __init__ came out doubled, ending in a Namespace dump."""
+    from apps.user_errors import run_reporting_user_errors
+    from datamodules.graph import GraphData
+
+    def run(args):
+        try:
+            GraphData(source="file")
+        except ValueError as err:
+            raise ValueError("Problem with given class_path ... Given value: Namespace(...)") from err
+
+    with pytest.raises(SystemExit):
+        run_reporting_user_errors(run, ["fit"])
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "data.source=file needs data.path" in err
+    assert "Namespace" not in err
+
+
+@fault("cli")
+@pytest.mark.faults_slow
+def test_cli_data_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
+    args = ("fit", "--config", str(ROOT / "configs/graph/karate.yaml"), "--data.init_args.source", "file",
+            "--trainer.default_root_dir=runs")
+    plain, debug = _cli(tmp_path, *args), _cli(tmp_path, *args, "--debug")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().splitlines()[-1].startswith("attnlab: error: data.source=file needs data.path")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
