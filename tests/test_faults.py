@@ -728,3 +728,10 @@ def test_cli_data_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     assert plain.stderr.strip().splitlines()[-1].startswith("attnlab: error: data.source=file needs data.path")
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+# ------------------------------------------------------------------------------------------------- the count
+def test_fault_counts():
+    """Every app has faults played here (the closing count of issue #18 comes from FAULTS)."""
+    print("faults by app:", dict(sorted(FAULTS.items())), "total", sum(FAULTS.values()))
+    assert set(FAULTS) >= {"core", "cli", "checkpoints", "graph", "vision", "speech", "pos", "sequence", "lra"}
