@@ -107,6 +107,8 @@ def prepare_data(task: str, args: argparse.Namespace, cache: Path) -> Path:
     """Generate/read the task once and save (train, test) token lists for the children."""
     import torch
 
+    from apps.runs import save_atomic
+
     path = cache / f"{task}.pt"
     if path.is_file():
         return path
@@ -121,7 +123,8 @@ def prepare_data(task: str, args: argparse.Namespace, cache: Path) -> Path:
         dm = ByteText(max_len=args.text_len, max_train=args.train_examples, max_eval=args.test_examples, seed=0)
     dm.setup()
     data = {split: (dm.datasets[split].sequences, dm.datasets[split].labels) for split in ("train", "test")}
-    torch.save({"data": data, "vocab_size": dm.vocab_size, "num_classes": dm.num_classes}, path)
+    blob = {"data": data, "vocab_size": dm.vocab_size, "num_classes": dm.num_classes}
+    save_atomic(path, lambda tmp: torch.save(blob, tmp))  # a killed run leaves no half cache file
     return path
 
 
@@ -137,7 +140,7 @@ def train_one(task_file: str, variant: str, steps: int, batch: int, max_length: 
     from datamodules.sequences import pad_collate
 
     torch.set_num_threads(1)
-    blob = torch.load(task_file, weights_only=False)
+    blob = torch.load(task_file, weights_only=True)  # tensors, lists and ints only: no code from a cache file
     (train_x, train_y), (test_x, test_y) = blob["data"]["train"], blob["data"]["test"]
     base = _rss()
     reset_peak()
