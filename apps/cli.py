@@ -21,6 +21,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import inspect
+import io
 import json
 import logging
 import re
@@ -219,11 +220,12 @@ class ResumingCSVLogger(CSVLogger):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted")
             experiment = super().experiment
-        if header:
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=header)
-                writer.writeheader()
-                writer.writerows(rows)
+        if header:  # the kept rows, written atomically (a kill here must not lose the log)
+            text = io.StringIO(newline="")
+            writer = csv.DictWriter(text, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+            write_atomic(path, text.getvalue())
             experiment.metrics_keys = sorted(header)
         return experiment
 
