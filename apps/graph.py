@@ -24,6 +24,7 @@ from torch_geometric.data import Data
 from torchmetrics.classification import MulticlassAccuracy
 
 from core import AttentionConfig, EdgeMask, MultiHeadSelfAttention, Pattern
+from core.errors import CheckpointError
 
 from .base import AttnLabModule, OptimConfig
 from .export import ExportSpec
@@ -173,23 +174,35 @@ class GraphEncoder(nn.Module):
 class NodeClassifier(AttnLabModule):
     """Classify every node of a graph; loss and accuracy count only the stage's nodes.
 
-    ``in_channels`` / ``num_classes`` / ``edge_dim``: None reads them from the datamodule (``num_features``,
-    ``num_classes``, ``edge_dim``) at setup; the resolved values are saved with the checkpoint.
-    ``edge_features``: use the graph's ``edge_attr`` (a per-head score bias in attention, ``edge_dim`` of
-    GATConv / TransformerConv). ``layer``: attention (ours, on core) or a PyG baseline.
-    ``score`` "additive" with ``additive_activation`` "leaky_relu" scores like GATv2; "dot" like a transformer.
-    ``input_dropout`` acts on the raw features, ``dropout`` before every layer and the head,
-    ``attn_dropout`` on the attention weights.
-
-    Shape of the network: ``input_proj`` (Linear in_channels -> hidden; off: the first graph layer reads the
-    raw features, as GAT does), ``depth`` hidden graph layers, then ``output``: "linear" (a Linear head) or
-    "attention" (one more graph layer straight to the classes, its ``output_heads`` heads averaged: GAT's
-    output layer). ``mix_heads``: W^o after each attention layer (transformer) or concatenated heads (GAT).
-    ``shared_qkv``: one projection as queries, keys and values (see core.MultiHeadSelfAttention); ``init``:
-    "glorot" initialises the attention projections as GAT does, "default" keeps PyTorch's.
-    On small labelled sets (Cora: 140 training nodes) the GAT shape generalises clearly better: see README.
-    Fine-tuning (``init_from``, ``freeze``, ``head_lr_scale``, ``backbone_lr_scale``): see ``AttnLabModule``; on a
+    The resolved sizes are saved with the checkpoint. On small labelled sets (Cora: 140 training nodes) the GAT
+    shape (no input_proj, output attention) generalises clearly better. Fine-tuning: see ``AttnLabModule``; on a
     graph with other features or classes the input projection and the head are new, the hidden layers load.
+
+    Args:
+        in_channels: node features per node; None reads ``num_features`` from the datamodule at setup
+        num_classes: classes; None reads them from the datamodule
+        hidden: width of the hidden graph layers
+        depth: hidden graph layers (0 with output attention: one layer straight to the classes)
+        num_heads: attention heads per hidden layer (hidden must be a multiple)
+        layer: attention (core.MultiHeadSelfAttention on an EdgeMask) or a PyG baseline gat|gcn|transformer_conv
+        score: additive (with leaky_relu: scores like GATv2) or dot (like a transformer)
+        additive_activation: the activation inside the additive score
+        input_dropout: dropout on the raw node features
+        dropout: dropout before every layer after the first and before the head
+        attn_dropout: dropout on the attention weights
+        activation: after each graph layer
+        norm: after each graph layer (none, layer or batch)
+        residual: add each layer's input where the width is kept
+        add_self_loops: every node also attends to itself (one self loop per node)
+        edge_features: use the graph's edge_attr (a per-head score bias in attention; edge_dim of GAT/TransformerConv)
+        edge_dim: features per edge; None reads it from the datamodule when edge_features is on
+        label_smoothing: of the training cross-entropy
+        input_proj: a Linear in_channels -> hidden first (off: the first graph layer reads the raw features, as GAT)
+        output: linear (a Linear head) or attention (one more graph layer to the classes, heads averaged: GAT's)
+        output_heads: heads of the attention output layer
+        mix_heads: W^o after each attention layer (transformer) or concatenated heads (GAT)
+        shared_qkv: one projection as queries, keys and values (see core.MultiHeadSelfAttention)
+        init: glorot initialises the attention projections as GAT does, default keeps PyTorch's
     """
 
     monitor = "val/acc"
@@ -292,6 +305,12 @@ class NodeClassifier(AttnLabModule):
                 given = self.hparams[key]
                 if given is None:
                     self.hparams[key] = value
+                elif given != value and stage != "fit":  # the size came with the checkpoint: other data
+                    raise CheckpointError(f"the checkpoint's model has {key}={given} but the data "
+                                          f"({type(dm).__name__}) has {value}",
+                                          expected="the data set the checkpoint was trained on",
+                                          fix="Evaluate it with its training config's data, or fine-tune with "
+                                              "model.init_from on this data.")
                 elif given != value:
                     raise ValueError(f"model.{key}={given} but the data ({type(dm).__name__}) has {value}; "
                                      f"set model.{key}: {value} or null (read from the data)")

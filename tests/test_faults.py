@@ -735,3 +735,16 @@ def test_fault_counts():
     """Every app has faults played here (the closing count of issue #18 comes from FAULTS)."""
     print("faults by app:", dict(sorted(FAULTS.items())), "total", sum(FAULTS.values()))
     assert set(FAULTS) >= {"core", "cli", "checkpoints", "graph", "vision", "speech", "pos", "sequence", "lra"}
+
+
+@fault("graph")
+def test_graph_checkpoint_on_other_data_gives_checkpoint_advice():
+    """A Cora checkpoint tested on another graph advised `set model.in_channels` (a size the checkpoint fixed)."""
+    from types import SimpleNamespace
+
+    from apps.graph import NodeClassifier
+
+    model = NodeClassifier(in_channels=5, num_classes=3)
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(num_features=7, num_classes=3))
+    with pytest.raises(CheckpointError, match=r"checkpoint's model has in_channels=5 but the data .* has 7"):
+        model.setup("test")
