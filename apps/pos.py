@@ -142,20 +142,25 @@ TAGGER_ENCODER = EncoderConfig(dim=128, depth=2, num_heads=4, dropout=0.1, posit
 class Tagger(AttnLabModule):
     """Tag every word of a sentence. Batches: dicts from ``datamodules.pos`` (words, chars, shapes, mask, tags).
 
-    ``encoder``: the ``core.EncoderConfig`` (``model.encoder``; relative positions by default).
-    ``position``: "sinusoidal" / "learned" are added to the word vectors, "none" (default): only the
-    encoder's own ``encoder.position`` ("relative" / "rotary", inside attention). ``max_len``: the longest
-    window the attention encoder sees at once; longer sentences are tagged in windows overlapping by half
-    (each word keeps the output of the window it is most central in), never truncated. ``backbone: bilstm``
-    ignores the attention settings (it uses ``encoder.dim`` and ``encoder.dropout``) and uses ``lstm_layers``.
-    ``init_from``: a checkpoint to start a fit from (fine-tuning); its vocabularies are kept and every
-    weight whose name and shape match is loaded (``freeze``, ``head_lr_scale``, ``backbone_lr_scale``: see
-    ``AttnLabModule``). ``label_smoothing``: of the cross-entropy.
-    ``char_encoder``: how a word's characters become a vector, "cnn" (``char_kernel`` wide, or one convolution
-    of ``char_channels`` filters per width of a list; max over the word) or "bilstm" (the spelling read in both
-    directions). ``suffix_dim``: embed the word's endings (``data.max_suffix``) into this many numbers; 0: off.
-    ``aux_weight``: weight of a second head's loss on the tags of ``data.aux_tagset`` (e.g. XPOS while tagging
-    UPOS; training only): the finer tags (VBD/VBN/VBG, NN/NNS) teach the shared encoder more per word.
+    Longer sentences than ``max_len`` are tagged in windows overlapping by half (each word keeps the output of
+    the window it is most central in), never truncated. Fine-tuning keeps ``init_from``'s vocabularies (see
+    ``AttnLabModule``). ``aux_weight``: the finer tags (VBD/VBN/VBG, NN/NNS) teach the shared encoder more per word.
+
+    Args:
+        encoder: the attention encoder (core.EncoderConfig; relative positions by default)
+        position: sinusoidal|learned added to the word vectors, or none: only encoder.position (inside attention)
+        max_len: the longest window of words the attention encoder sees at once
+        backbone: attention or bilstm (uses encoder.dim and encoder.dropout, and lstm_layers)
+        lstm_layers: layers of the bilstm backbone
+        word_dim: size of the word embedding
+        char_dim: size of the character embedding
+        char_channels: filters of each character convolution (or the character LSTM's width)
+        char_kernel: width of the character convolution, or a list of widths (one convolution each)
+        char_encoder: cnn (max over the word) or bilstm (the spelling read in both directions)
+        suffix_dim: embed the word's endings (data.max_suffix) into this many numbers; 0 = off
+        aux_weight: weight of a second head's loss on data.aux_tagset's tags (training only); 0 = off
+        word_dropout: probability of replacing a training word by <unk> (teaches the unknown-word path)
+        label_smoothing: of the training cross-entropy
     """
 
     monitor = "val/acc"

@@ -117,10 +117,18 @@ class SpeechModule(AttnLabModule):
     ) -> None:
         """The options both speech apps take (each app adds its own and passes these on as ``**shared``).
 
-        ``encoder``: the ``core.EncoderConfig`` (``model.encoder``); its ``position`` must be "relative" (Shaw,
-        ``max_relative_distance`` frames) or "rotary", its ``dropout`` also drops the projected inputs and the
-        head's input. ``pattern``: ``core.Truncated(left, right)`` in frames or ``core.Full``. ``input_context``:
-        ±frames spliced into each input vector. ``label_smoothing``: of the cross-entropy (training only).
+        Args:
+            encoder: the encoder (core.EncoderConfig); position relative (Shaw, max_relative_distance frames) or
+                rotary; its dropout also drops the projected inputs and the head's input
+            pattern: which frames attend to which: core.Truncated(left, right) in frames, or core.Full
+            input_context: frames on each side spliced into each input vector
+            label_smoothing: of the training cross-entropy
+            init_from: checkpoint (or bare state dict) to start a fit from (fine-tuning, see AttnLabModule)
+            freeze: "backbone", fnmatch patterns of parameter names, or none: the parameters not trained
+            head_lr_scale: multiplier of optim.lr for the head (and for what init_from could not load)
+            backbone_lr_scale: multiplier of optim.lr for every other parameter
+            optim: optimiser and schedule (OptimConfig)
+            compile: torch.compile the encoder
         """
         super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
                          head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
@@ -219,6 +227,12 @@ class FrameClassifier(SpeechModule):
     uses ``context`` / ``mlp_hidden`` / ``mlp_layers``. Padding and unlabelled frames count in neither loss nor
     accuracy. ``predict`` writes ``<id>.frames`` (one phone per frame) and ``<id>.PHN`` (merged segments
     ``start end phone`` in samples of the audio) per utterance into ``data.predict_output``.
+
+    Args:
+        backbone: attention (the encoder) or context_mlp (an MLP over stacked frames, the hybrid-system baseline)
+        context: frames on each side the context_mlp sees
+        mlp_hidden: width of the context_mlp's hidden layers
+        mlp_layers: hidden layers of the context_mlp
     """
 
     def __init__(
@@ -376,6 +390,10 @@ class UtteranceClassifier(SpeechModule):
     ``mean`` averages the real frames. Shared options (``encoder``, ``pattern``, ...): see
     ``SpeechModule.__init__``. ``predict`` writes ``id<TAB>label<TAB>probability`` lines to
     ``data.predict_output``.
+
+    Args:
+        pooling: attention (a learned query per head over the frames) or mean (of the real frames)
+        pool_heads: heads of the attention pooling
     """
 
     def __init__(

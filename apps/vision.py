@@ -233,15 +233,24 @@ def small_resnet18(in_channels: int, num_classes: int) -> nn.Module:
 class ViTClassifier(AttnLabModule):
     """Classify images with a ViT (or ``backbone: resnet``). Batches: (images (B, C, H, W), labels (B,)).
 
-    ``image_size`` / ``in_channels`` / ``num_classes``: None reads them from the datamodule at setup; the
-    resolved values are saved with the checkpoint. ``label_smoothing``, ``mixup_alpha``, ``cutmix_alpha``
-    (0 = off; both on: one of the two per batch) regularise training from scratch on small data.
-    ``stem``: the ViT's patch embedding, ``encoder`` its blocks (``core.EncoderConfig``, ``model.encoder``;
-    unused by ``backbone: resnet``), ``position`` its position table, see ``ViT``.
-    Fine-tuning: ``init_from`` (see the module doc), ``freeze`` ("none", "backbone" = all but the head, or
-    a list of parameter-name patterns), ``layer_decay`` (lr of block i = lr · decay^(depth - i), the head
-    at the full lr; 1 = off), ``head_lr_scale`` / ``backbone_lr_scale`` (lr multipliers); the mechanism is
-    ``AttnLabModule``'s, this app adds torchvision sources and position interpolation.
+    Sizes read from the datamodule are saved with the checkpoint. Fine-tuning: ``init_from`` also takes
+    ``torchvision:<vit>[=weights.pth]`` (see the module doc); the mechanism is ``AttnLabModule``'s.
+
+    Args:
+        backbone: vit (patches + core.Encoder) or resnet (torchvision's ResNet-18 for small images)
+        image_size: side of the (square) images; None reads it from the datamodule at setup
+        in_channels: image channels; None reads them from the datamodule
+        num_classes: classes; None reads them from the datamodule
+        patch_size: side of a patch (image_size must be a multiple)
+        encoder: the ViT's blocks (core.EncoderConfig: dim, depth, num_heads, mlp_ratio, dropout, drop_path, ...)
+        pool: cls (a learned class token) or mean (average of the patch outputs)
+        position: learned table or fixed 2-D sinusoidal positions (see ViT)
+        stem: patch (one convolution per patch) or conv (CCT's 3x3 convolution + max-pool, for tiny images)
+        pattern: which patches attend to which (core pattern, default Full)
+        label_smoothing: of the training cross-entropy
+        mixup_alpha: MixUp strength, 0 = off (with cutmix_alpha: one of the two per batch)
+        cutmix_alpha: CutMix strength, 0 = off
+        layer_decay: lr of block i = lr * decay^(depth - i), the head at the full lr; 1 = off
     """
 
     monitor = "val/acc"

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchvision.io import write_png
 
 from apps import export as export_module
 from apps.cli import find_checkpoint, main
 from apps.graph import NodeClassifier, dense_adjacency
-from apps.inference import load_model
+from apps.inference import load, load_model
 from apps.lra import LRAClassifier
 from apps.pos import Tagger
 from apps.sequence import SequenceClassifier
@@ -120,6 +121,8 @@ def test_cli_export_of_a_graph_checkpoint(tmp_path: Path, monkeypatch: pytest.Mo
         expected = model(graph.x, EdgeMask(graph.edge_index))
         got = program.module()(graph.x, dense_adjacency(graph.edge_index, graph.num_nodes))
     assert float((expected - got).abs().max()) < 1e-5
+    (classes,) = load(find_checkpoint(Path("runs") / "graph", "best")).predict([graph])  # Python inference
+    assert classes == expected.argmax(-1).tolist()
 
 
 def test_cli_export_of_a_vision_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,3 +138,35 @@ def test_cli_export_of_a_vision_checkpoint(tmp_path: Path, monkeypatch: pytest.M
     images = torch.randn(5, 1, 8, 8)
     with torch.no_grad():
         assert float((model(images) - program.module()(images)).abs().max()) < 1e-5
+
+    # the same checkpoint on the user's own images: Python inference, then explain on them
+    own = tmp_path / "mine"
+    own.mkdir()
+    for i, size in enumerate((12, 20)):  # other sizes than 8x8: resized and centre-cropped
+        write_png((torch.rand(1, size, size + 4) * 255).to(torch.uint8), str(own / f"img{i}.png"))
+    predicted = load(find_checkpoint(Path("runs") / "vision", "last")).predict(sorted(own.glob("*.png")))
+    assert len(predicted) == 2 and all(name in meta["vision_data"]["classes"] and 0 < p <= 1 for name, p in predicted)
+    main(["explain", *config, "--ckpt_path", "last", "--data.predict_path", str(own), "--out", "own_figures"])
+    assert (tmp_path / "own_figures" / "vision_rollout.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_items_of_pos_speech_and_sequences() -> None:
+    """What ``apps.inference.Predictor.predict`` hands each app: sentences, waveforms, token lists."""
+    vocab = SyntheticTreebank(num_train=60, num_val=5, num_test=5, min_word_freq=1).build_vocab()
+    tagger = Tagger(encoder=RELATIVE, word_dim=8, char_dim=4, char_channels=8)
+    tagger.set_vocab(vocab)
+    tags = tagger.eval().predict_items(["the dog barks .", ["Mary", "reads"]])
+    assert [len(t) for t in tags] == [4, 2] and all(t in vocab.tag_names for s in tags for t in s)
+
+    for cls in (FrameClassifier, UtteranceClassifier):
+        model = cls(encoder=RELATIVE, pattern=Truncated(3, 3))
+        model.set_meta(SpeechMeta(["sil", "a"], FeatureConfig(n_mels=10)))
+        with torch.no_grad():
+            out = model.eval().predict_items([torch.randn(8000), torch.randn(4000)])
+        if cls is FrameClassifier:
+            assert len(out[0]) > len(out[1]) > 0 and set(out[0]) <= {"sil", "a"}
+        else:
+            assert [label in ("sil", "a") and 0 < p <= 1 for label, p in out] == [True, True]
+
+    with torch.no_grad():
+        assert len(SequenceClassifier(10, 3, encoder=TINY).eval().predict_items([[1, 2, 3], [4]])) == 2

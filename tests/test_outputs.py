@@ -107,3 +107,12 @@ def test_pos_test_without_unknown_words(tmp_path: Path) -> None:
     assert model.report_extras()["acc_unknown"] is None
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["examples"] == sum(r["support"] for r in report["classes"].values()) > 0
+
+
+def test_version_names_the_installed_package(capsys: pytest.CaptureFixture) -> None:
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"attnlab {importlib.metadata.version('attnlab')}"
