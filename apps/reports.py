@@ -107,7 +107,7 @@ def summary(rows: dict[str, dict[str, float]]) -> dict[str, float]:
 def report_text(report: dict[str, Any]) -> str:
     """The report as an aligned table (one class per row), then the averages and the app's extras."""
     rows = report["classes"]
-    width = max([5, *(len(n) for n in rows)])
+    width = max([len("weighted avg"), *(len(n) for n in rows)])
     lines = [f"{'class':<{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}"]
     lines += [f"{n:<{width}} {r['precision']:>9.4f} {r['recall']:>9.4f} {r['f1']:>9.4f} {r['support']:>9d}"
               for n, r in rows.items()]
