@@ -11,8 +11,8 @@ folder, flushed and fsync'ed, then ``os.replace`` over the target, so a reader (
 file or the new one, never half of one, and a failed write (full disk, kill) leaves the previous file intact.
 The temporary file gets the mode an ordinary ``open`` would give (0666 less the umask), not mkstemp's 0600.
 
-This module imports nothing of the project but ``core.errors``, so the CLI, the apps, ``explain`` and the
-datamodules all use it without an import circle. A failed write is an ``OutputError`` naming the target.
+This module imports nothing of the project, so the CLI, the apps, ``explain`` and the datamodules all use it
+without an import circle. A failed write is an ``OutputError`` naming the target.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-
-from core.errors import CheckpointError, UserError
 
 BEST_POINTER = "best.txt"  # written next to the checkpoints: file name of the best one
 
@@ -65,9 +63,12 @@ def save_atomic(path: str | os.PathLike, writer: Callable[[Path], object]) -> Pa
     return path
 
 
-class OutputError(OSError, UserError):
-    """Writing ``path`` failed (full disk, read-only folder): an ``OSError`` with the same errno, and a
-    ``UserError`` naming the target (never the temporary file) and what to do. The previous file is intact."""
+class OutputError(OSError):
+    """Writing ``path`` failed (full disk, read-only folder): an ``OSError`` with the same errno naming the target
+    (never the temporary file) and what to do; the previous file is intact. ``user_error``: the CLI prints it as
+    one line, like a ``core.errors.UserError`` (this module imports nothing of the project)."""
+
+    user_error = True
 
     def __init__(self, err: OSError, path: Path) -> None:
         self.what = f"{path}: cannot write ({err.strerror or err})"
@@ -189,11 +190,11 @@ def find_checkpoint(app_dir: Path, which: Literal["best", "last"], data: Any = N
     if wanted:
         same = [r for r in runs if run_data(r.parent) in (None, wanted)]
         if not same:
-            raise CheckpointError(
+            raise FileNotFoundError(
                 f"ckpt_path={which!r}: none of the {len(runs)} runs in {app_dir} was trained on this config's data "
                 f"({', '.join(f'{k}={v}' for k, v in wanted.items())}); the newest used "
-                f"{', '.join(f'{k}={v}' for k, v in (run_data(runs[0].parent) or {}).items())}",
-                fix="Run `attnlab fit` with this config first, or pass that run's checkpoint file as --ckpt_path.")
+                f"{', '.join(f'{k}={v}' for k, v in (run_data(runs[0].parent) or {}).items())}. Run `attnlab fit` "
+                "with this config first, or pass that run's checkpoint file as --ckpt_path.")
         runs = same
     ckpt_dir, last = runs[0], runs[0] / "last.ckpt"
     if which == "last":

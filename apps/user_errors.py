@@ -30,11 +30,11 @@ def debug_requested(argv: list[str] | None = None) -> bool:
     return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no") or DEBUG_FLAG in (argv or [])
 
 
-def user_error_in(err: BaseException | None) -> UserError | None:
+def user_error_in(err: BaseException | None) -> BaseException | None:
     """The ``UserError`` that is ``err`` or that caused it (``__cause__`` / ``__context__`` chain), else None."""
     seen = set()
     while err is not None and id(err) not in seen:
-        if isinstance(err, UserError):
+        if isinstance(err, UserError) or getattr(err, "user_error", False):  # apps.runs.OutputError too
             return err
         seen.add(id(err))
         err = err.__cause__ or err.__context__

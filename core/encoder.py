@@ -86,7 +86,9 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, pattern: Pattern | None = None, padding_mask: Tensor | None = None,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
-        check_finite(x, "the encoder's input")
+        # announced, not raised: the cause may be the data or weights that already went NaN (the NaN guard's
+        # warn mode); the apps check their raw inputs where they read them and raise a DataError there
+        check_finite(x, "the encoder's input", warn=True)
         all_weights = []
         for block in self.blocks:
             x, weights = block(x, pattern, padding_mask, return_weights)

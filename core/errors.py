@@ -49,8 +49,12 @@ def require(condition: bool, key: str, value: object, expected: str, fix: str | 
                           fix=fix or f"Set {key} in the config or on the command line (--{key}).")
 
 
-def check_finite(x, what: str) -> None:
-    """Raise ``DataError`` when ``x`` (a tensor) holds NaN or Inf: one inf input
+class NonFiniteInputWarning(UserWarning):
+    """An input tensor holds NaN/Inf (``check_finite(..., warn=True)``)."""
+
+
+def check_finite(x, what: str, warn: bool = False) -> None:
+    """Raise ``DataError`` (``warn``: warn with its message) when ``x`` (a tensor) holds NaN or Inf: one inf input
     value would turn the whole sequence NaN through the softmax, and the NaN guard would blame the optimiser."""
     import torch  # core imports torch; imported here so the error types stay importable without it
 
@@ -59,9 +63,14 @@ def check_finite(x, what: str) -> None:
     bad = ~torch.isfinite(x)  # padded positions too: their values still reach every output through 0 * NaN
     if bool(bad.any()):
         first = tuple(int(i) for i in bad.nonzero()[0])
-        raise DataError(f"{what} holds {int(bad.sum())} NaN/Inf value(s), the first at index {first}",
+        err = DataError(f"{what} holds {int(bad.sum())} NaN/Inf value(s), the first at index {first}",
                         expected="finite numbers", fix="Clean or drop that example in the data (a NaN/Inf input "
                         "makes every attention output of its sequence NaN).")
+        if not warn:
+            raise err
+        import warnings
+
+        warnings.warn(NonFiniteInputWarning(str(err)), stacklevel=3)
 
 
 def check_token_ids(tokens, size: int, key: str) -> None:
