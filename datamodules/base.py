@@ -6,18 +6,21 @@ from here too, as before).
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from core.errors import require
+from core.errors import ConfigError, require
 
 from .batching import BucketBatchSampler, ShardedBatchSampler
 
-__all__ = ["AttnLabDataModule", "BucketedSplits", "ShardedBatchSampler"]
+__all__ = ["AttnLabDataModule", "BucketedSplits", "ShardedBatchSampler", "library_class"]
 
 
 class AttnLabDataModule(L.LightningDataModule):
@@ -82,3 +85,14 @@ class BucketedSplits(AttnLabDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.split_loader("predict", shuffle=False)
+
+
+def library_class(module: ModuleType, name: str, key: str = "data.dataset") -> type:
+    """The class ``module.<name>`` (e.g. a ``torch_geometric.datasets`` or ``torchvision.datasets`` class named in a
+    config); one ConfigError naming ``key`` and the closest names when there is none."""
+    cls = getattr(module, name, None)
+    if not inspect.isclass(cls):
+        close = difflib.get_close_matches(name, getattr(module, "__all__", dir(module)), n=5, cutoff=0.5)
+        raise ConfigError(f"{key} = {name!r} is not a class of {module.__name__}"
+                          + (f"; did you mean {', '.join(close)}?" if close else f"; see {module.__name__}"))
+    return cls

@@ -19,6 +19,7 @@ from torch_geometric.data import Data
 
 from core.errors import ConfigError, DataError
 
+from ..base import library_class
 from ..paths import DataNotFoundError, describe
 from .checks import STAGE_MASKS
 from .safe_load import strict_pyg_loads
@@ -26,16 +27,9 @@ from .safe_load import strict_pyg_loads
 
 def pyg_dataset_class(name: str) -> type:
     """``torch_geometric.datasets.<name>``; one error listing close names when there is none."""
-    import difflib
-
     import torch_geometric.datasets as pyg_datasets
 
-    cls = getattr(pyg_datasets, name, None)
-    if not inspect.isclass(cls):
-        close = difflib.get_close_matches(name, pyg_datasets.__all__, n=5, cutoff=0.5)
-        raise ConfigError(f"data.dataset = {name!r} is not a class of torch_geometric.datasets"
-                         + (f"; did you mean {', '.join(close)}?" if close else "; see torch_geometric.datasets"))
-    return cls
+    return library_class(pyg_datasets, name)
 
 
 def load_pyg(name: str, root: Path, args: dict[str, Any] | None = None) -> Data:

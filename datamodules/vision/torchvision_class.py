@@ -21,6 +21,7 @@ from torch import Tensor
 
 from core.errors import ConfigError, DataError
 
+from ..base import library_class
 from ..paths import DataNotFoundError, describe
 from .images import ImageSet
 from .resize import common_size
@@ -28,16 +29,9 @@ from .resize import common_size
 
 def dataset_class(name: str) -> type:
     """``torchvision.datasets.<name>``; one error listing close names when there is none."""
-    import difflib
-
     import torchvision.datasets as tvd
 
-    cls = getattr(tvd, name, None)
-    if not inspect.isclass(cls):
-        close = difflib.get_close_matches(name, tvd.__all__, n=5, cutoff=0.5)
-        raise ConfigError(f"data.dataset = {name!r} is not a class of torchvision.datasets"
-                         + (f"; did you mean {', '.join(close)}?" if close else ""))
-    return cls
+    return library_class(tvd, name)
 
 
 def _build(cls: type, kwargs: dict[str, Any], where: str) -> Any:
