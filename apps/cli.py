@@ -8,9 +8,11 @@ checkpointing of the model's ``monitor`` metric (best + last), CSV + TensorBoard
 ``runs/<app>/version_N``, a rich progress bar, an LR monitor, bf16 on GPUs that support it.
 ``--ckpt_path best|last`` also works outside a fit run (it looks in the newest run of the app),
 and ``test`` writes its metrics as JSON next to the checkpoint it evaluated. ``explain`` draws a trained
-model's attention as PNG pictures (``apps.explain``). NaN/Inf checks (``nonfinite.action``) are on by default;
-in deterministic mode every epoch is seeded from its number, so a killed fit resumed with ``--ckpt_path last``
-ends where the uninterrupted one does. A misspelt config key is an error that lists the valid ones.
+model's attention as PNG pictures (``apps.explain``; ``--data.predict_path``: of your own inputs), ``export``
+writes it as a ``torch.export`` program (``apps.export``), ``attnlab --version`` names the installed version.
+NaN/Inf checks (``nonfinite.action``) are on by default; in deterministic mode every epoch is seeded from its
+number, so a killed fit resumed with ``--ckpt_path last`` ends where the uninterrupted one does. A misspelt
+config key is an error that lists the valid ones.
 """
 
 from __future__ import annotations
