@@ -42,6 +42,13 @@ class KernelConfig:
     ``num_features`` random features, redrawn every ``redraw_interval`` training calls, 0 = never) or
     "linformer" (keys/values projected to ``num_features`` rows by learned (num_features, ``max_length``)
     matrices). The three numbers are read only by the kernel that uses them.
+
+    Args:
+        kind: softmax (exact), linear (elu + 1 feature map), performer (FAVOR+ random features) or linformer (projected
+            keys/values)
+        num_features: performer: random features; linformer: rows keys/values are projected to
+        max_length: linformer: longest sequence its projections cover (tokens)
+        redraw_interval: performer: redraw the random features every this many training calls (0: never)
     """
 
     kind: Kernel = "softmax"
@@ -71,6 +78,18 @@ class AttentionConfig:
     ``backend``: how ``core.attend`` computes softmax attention ("auto" picks per pattern and device).
     ``attn_dropout``: on the attention weights (softmax only). ``kernel``: see ``KernelConfig``; a kernel
     method needs score "dot" and no relative positions.
+
+    Args:
+        num_heads: attention heads (the width must be a multiple)
+        score: dot (scaled dot product) or additive (a . activation(q_i + k_j) per head)
+        additive_activation: the activation of the additive score: tanh or leaky_relu
+        position: attention-level positions: none, rotary or relative (Shaw; absolute ones are the app's)
+        max_relative_distance: position relative: distances are clipped at this many tokens
+        backend: how softmax attention is computed: auto (per pattern and device), dense, sdpa, banded, edges, flex,
+            sparse
+        attn_dropout: dropout on the attention weights (softmax only)
+        qkv_bias: bias in the query/key/value projections
+        kernel: softmax or an O(L) approximation (KernelConfig: kind, num_features, max_length, redraw_interval)
     """
 
     key: ClassVar[str] = "attention"  # how error messages name the group
@@ -124,6 +143,14 @@ class EncoderConfig(AttentionConfig):
     ``dropout``: after the attention's output projection and in the MLP (apps also use it on their inputs
     and heads). ``drop_path``: stochastic depth of the last block, growing linearly from 0. ``norm_eps``: of
     every LayerNorm (torchvision's ViT uses 1e-6). In an app's config this group is ``model.encoder``.
+
+    Args:
+        dim: width of every block (a multiple of num_heads)
+        depth: encoder blocks
+        mlp_ratio: hidden units of each block's MLP per unit of dim
+        dropout: dropout after the attention's output projection and in the MLP
+        drop_path: stochastic depth of the last block (rising linearly from 0 over the blocks)
+        norm_eps: epsilon of every LayerNorm
     """
 
     key: ClassVar[str] = "model.encoder"

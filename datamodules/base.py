@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -22,9 +23,36 @@ from .batching import BucketBatchSampler, ShardedBatchSampler
 
 __all__ = ["AttnLabDataModule", "BucketedSplits", "ShardedBatchSampler", "library_class"]
 
+# ``--help`` text of the loader options every datamodule takes, written once: appended to each datamodule's
+# "Args:" section (jsonargparse reads an option's description from there) unless it describes them itself.
+LOADER_ARGS = {
+    "batch_size": "items per batch (sentences, utterances, images, sequences)",
+    "num_workers": "DataLoader worker processes (0: load in the main process)",
+    "pin_memory": "pin batches in page-locked memory; null: pin when CUDA is available",
+}
+
+
+def with_loader_args(doc: str | None, params: list[str]) -> str | None:
+    """``doc`` with a line for each loader option in ``params`` that its "Args:" section does not describe."""
+    missing = [p for p in params if p in LOADER_ARGS and not re.search(rf"^\s+{p}\s*(\(.*\))?:", doc or "", re.M)]
+    found = re.search(r"^([ \t]*)Args:\s*$", doc or "", re.M)
+    if doc is None or not missing or not found:
+        return doc
+    lines = "\n".join(f"{found.group(1)}    {p}: {LOADER_ARGS[p]}" for p in missing)
+    return f"{doc.rstrip()}\n{lines}\n{found.group(1)}"
+
 
 class AttnLabDataModule(L.LightningDataModule):
     """Holds batch_size / num_workers / pin_memory; ``pin_memory=None`` means "pin when CUDA is available"."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each datamodule's "Args:" section gets the lines of the loader options it takes (``--help`` text)."""
+        super().__init_subclass__(**kwargs)
+        try:
+            params = list(inspect.signature(cls.__init__).parameters)[1:]
+        except (TypeError, ValueError):
+            params = []
+        cls.__doc__ = with_loader_args(cls.__doc__, params)
 
     def __init__(self, batch_size: int = 32, num_workers: int = 0, pin_memory: bool | None = None) -> None:
         super().__init__()

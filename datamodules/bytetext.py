@@ -81,6 +81,13 @@ class ByteText(PaddedSequenceSplits):
     ``vocab_size`` = 258 (pad, CLS, 256 bytes). ``max_train`` / ``max_eval`` cap the passages per split
     (a fixed random subset, seeded) to bound the cost of a run; None keeps them all. ``root``: the folder with
     the EWT files, from the config (no default location).
+
+    Args:
+        root: folder with the UD English-EWT en_ewt-ud-{train,dev,test}.conllu files
+        max_len: tokens per passage, CLS included (consecutive sentences packed up to max_len - 1 bytes)
+        max_train: training passages kept (a fixed random subset); null: all
+        max_eval: validation and test passages kept each; null: all
+        seed: seed of the max_train / max_eval subsets
     """
 
     vocab_size = 256 + OFFSET

@@ -35,7 +35,18 @@ def make_majority(
 
 
 class SyntheticSequences(PaddedSequenceSplits):
-    """Batches of ``(tokens, padding_mask, label)`` for the "majority" task, fixed by ``seed``."""
+    """Batches of ``(tokens, padding_mask, label)`` for the "majority" task, fixed by ``seed``.
+
+    Args:
+        vocab_size: token ids 0 .. vocab_size-1 (ids >= num_classes are distractors)
+        num_classes: label tokens 0 .. num_classes-1; the label is the one that occurs most often
+        min_len: shortest sequence (tokens)
+        max_len: longest sequence (tokens)
+        num_train: generated training sequences
+        num_val: generated validation sequences
+        num_test: generated test sequences
+        seed: seed of the generated splits (train seed, val seed + 1, test seed + 2)
+    """
 
     def __init__(
         self,

@@ -18,6 +18,17 @@ class CSBM:
     undirected); a fraction ``homophily`` of them go to its own class, the rest to other classes.
     ``edge_features`` > 0 adds an ``edge_attr`` of that many columns: a noisy "same class" indicator
     (column 0, flipped with probability ``edge_feature_noise``) and standard-normal noise columns.
+
+    Args:
+        num_nodes: nodes of the graph
+        num_classes: balanced classes (>= 2)
+        num_features: feature columns per node
+        avg_degree: mean edges per node (undirected)
+        homophily: share of a node's edges that go to its own class (0 .. 1)
+        feature_signal: norm of each class's mean feature direction (noise is N(0, I))
+        edge_features: edge_attr columns (0: none): a noisy same-class indicator plus noise columns
+        edge_feature_noise: probability that the same-class indicator is flipped
+        seed: seed of the generated graph
     """
 
     num_nodes: int = 1000

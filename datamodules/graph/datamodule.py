@@ -61,6 +61,41 @@ class GraphData(AttnLabDataModule):
     None: ``predictions.csv`` in the predict run's folder.
     ``root``: the writable folder Planetoid files are kept in (PyG writes ``processed/`` next to ``raw/``);
     ``shared_root``: a folder to copy missing raw files from (None: none; a config may name a read-only copy).
+
+    Args:
+        source: where the graph comes from: cora|citeseer|pubmed (Planetoid), karate, csbm (generated), file, pyg, csv
+        root: writable folder for Planetoid files (source pyg: the dataset's root, kept under root/<class>)
+        shared_root: folder to copy missing Planetoid raw files from; null: none
+        download: download missing Planetoid raw files (connected machines only)
+        path: source file: a torch.save'd PyG Data or dict with x, edge_index, y (masks optional)
+        split: public (Planetoid's 20 per class / 500 / 1000) or random; null: public for Planetoid, the graph's own
+            masks for file/pyg when it has all three, else random
+        train_fraction: share of labelled nodes in train (split random, stratified by class)
+        val_fraction: share of labelled nodes in val (split random); the rest is test
+        split_seed: seed of the random split
+        csbm: the generated graph of source csbm (CSBM: num_nodes, num_classes, num_features, avg_degree, homophily,
+            feature_signal, edge_features, edge_feature_noise, seed)
+        normalize: node features: none, row (each row sums to 1, as GCN/GAT on Planetoid) or standard (zero mean, unit
+            variance per column)
+        positional_encoding: appended to the features: none, laplacian (pe_dim eigenvectors) or random_walk (pe_dim
+            return probabilities)
+        pe_dim: columns of the positional encoding
+        mode: full (the whole graph once per step, stage masks say which nodes count) or neighbor (NeighborLoader
+            subgraphs)
+        num_neighbors: mode neighbor: in-neighbours sampled per node at each hop, one entry per model layer (-1: all)
+        batch_size: mode neighbor: seed nodes per subgraph batch (unused in mode full)
+        predict_output: CSV attnlab predict writes (node_id, class, prob); null: predictions.csv in the predict run's
+            folder
+        dataset: source pyg: a torch_geometric.datasets class name (e.g. Amazon)
+        dataset_args: source pyg: the class's other arguments (e.g. {name: Photo})
+        nodes: source csv: nodes CSV with a header (id, label, feature columns)
+        edges: source csv: edges CSV with a header (source, target node ids)
+        id_column: source csv: the nodes CSV's id column
+        label_column: source csv: the nodes CSV's label column (empty cell: unlabelled node)
+        feature_columns: source csv: numeric feature columns; null: every column but id and label
+        source_column: source csv: the edges CSV's source-node column
+        target_column: source csv: the edges CSV's target-node column (the target attends to the source)
+        undirected: add every edge's reverse (an edge list naming each link once)
     """
 
     def __init__(

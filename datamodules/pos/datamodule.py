@@ -29,12 +29,27 @@ class PosDataModule(BucketedSplits):
 
     ``predict_path``: raw text (one sentence per line) or CoNLL-U, chosen by ``predict_format`` ("auto":
     ``.conllu`` suffix means CoNLL-U); ``predict_output``: the CoNLL-U file written with the tags filled in
-    (default: ``<input stem>.tagged.conllu`` in the working directory).
+    (default: ``<input stem>.tagged.conllu`` in the predict run's folder).
     ``tokenizer``: how raw text is split into words: "spacy" (UD-style, spaCy's blank ``language`` tokeniser:
     "isn't" -> "is n't"), "whitespace" (already tokenised text) or "regex" (no package needed; see
     ``datamodules.pos.tokenise``). ``keep_columns``: the predicted CoNLL-U keeps the input's other columns
     (LEMMA, FEATS, HEAD, ...) as read; by default only ID, FORM, the predicted tag column and ``SpaceAfter=No``
     are written, the rest ``_``, so nothing read looks predicted.
+
+    Args:
+        tagset: the tag column the model predicts: upos or xpos
+        min_word_freq: a training word joins the vocabulary when seen at least this many times (lower-cased)
+        max_word_chars: characters per word the character encoder reads (longer words: their first and last half)
+        max_suffix: longest word ending (characters) with its own embedding (0: none)
+        min_suffix_words: an ending is kept when at least this many distinct training words share it
+        aux_tagset: the other tagset (upos|xpos) as an auxiliary target; null: none
+        predict_path: what attnlab predict / explain tags: raw text (one sentence per line) or CoNLL-U
+        predict_format: auto (.conllu/.conll suffix: CoNLL-U, else text), conllu or text
+        predict_output: CoNLL-U file predict writes; null: <input stem>.tagged.conllu in the predict run's folder
+        tokenizer: how raw text is split into words: spacy (UD-style), whitespace (already tokenised) or regex
+        language: the spaCy blank language of tokenizer spacy (e.g. en, de, fr)
+        keep_columns: the predicted CoNLL-U keeps the input's other columns (LEMMA, FEATS, HEAD, ...) as read
+        seed: seed of the length-bucketed batch order (and of the synthetic corpus)
     """
 
     def __init__(

@@ -80,7 +80,13 @@ def make_synthetic(n: int, seed: int, num_names: int = 30) -> list[Sentence]:
 
 
 class SyntheticTreebank(PosDataModule):
-    """The offline default: sentences of a small probabilistic grammar with ambiguous words (UPOS only)."""
+    """The offline default: sentences of a small probabilistic grammar with ambiguous words (UPOS only).
+
+    Args:
+        num_train: generated training sentences
+        num_val: generated validation sentences
+        num_test: generated test sentences
+    """
 
     def __init__(self, num_train: int = 3000, num_val: int = 300, num_test: int = 500, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -17,7 +17,13 @@ UD_SOURCE = ("universaldependencies.org (e.g. UD_English-EWT: en_ewt-ud-{train,d
 
 
 class UDTreebank(PosDataModule):
-    """A Universal Dependencies treebank in CoNLL-U: ``train``/``dev``/``test`` paths, tags from ``tagset``."""
+    """A Universal Dependencies treebank in CoNLL-U: ``train``/``dev``/``test`` paths, tags from ``tagset``.
+
+    Args:
+        train: CoNLL-U file of the training split (e.g. en_ewt-ud-train.conllu)
+        dev: CoNLL-U file of the validation split
+        test: CoNLL-U file of the test split
+    """
 
     KEYS = {"train": "train", "val": "dev", "test": "test"}  # split -> config key
 

@@ -11,7 +11,14 @@ from torch import Tensor
 @dataclass
 class SpecAugment:
     """Training-only masking (Park et al. 2019): ``freq_masks`` bands of up to ``freq_width`` features and
-    ``time_masks`` spans of up to ``time_width`` frames, set to 0 (the mean of normalised features)."""
+    ``time_masks`` spans of up to ``time_width`` frames, set to 0 (the mean of normalised features).
+
+    Args:
+        freq_masks: feature bands masked per training utterance (0: off)
+        freq_width: widest band (features)
+        time_masks: time spans masked per training utterance (0: off)
+        time_width: longest span (frames)
+    """
 
     freq_masks: int = 0
     freq_width: int = 8

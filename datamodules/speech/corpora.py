@@ -43,6 +43,11 @@ class PhoneCorpus(SpeechDataModule):
     (``TRAIN/DR1/FCJF0/SA1.WAV``) work. Without a dev folder, ``dev_fraction`` of the training speakers
     (the utterance's parent folder; each utterance when all share one folder) is held out, stably.
     ``exclude``: file-name globs to leave out (e.g. ``SA*`` for TIMIT's shared sentences).
+
+    Args:
+        root: folder with train/, dev/ (or val/), test/ of ID.wav/ID.flac + ID.PHN files, searched recursively
+        dev_fraction: share of training speakers held out for validation when there is no dev folder
+        exclude: file-name globs to leave out (e.g. SA* for TIMIT)
     """
 
     def __init__(self, root: str | None = None, dev_fraction: float = 0.1,
@@ -87,6 +92,12 @@ class UtteranceCorpus(SpeechDataModule):
     held out for validation. ``layout: folders`` — a folder per class (Speech Commands): ``root/<class>/*.wav``
     with ``validation_list.txt`` / ``testing_list.txt`` when present, or ``root/{train,dev,test}/<class>/``,
     else a stable ``val_fraction`` / ``test_fraction`` split by file; folders starting with ``_`` are skipped.
+
+    Args:
+        root: folder of recordings (layout fsdd) or of one folder per class (layout folders)
+        layout: fsdd ({digit}_{speaker}_{index}.wav) or folders (root/<class>/*.wav, or root/{train,dev,test}/<class>/)
+        val_fraction: share of files held out (stable by name) for validation when the layout has no val split
+        test_fraction: layout folders: share of files held out for test when there is no test split
     """
 
     level = "utterance"

@@ -45,6 +45,23 @@ class SpeechDataModule(BucketedSplits):
     each epoch draws one per utterance. Most frame errors sit on phone boundaries, where a 25 ms window mixes
     two phones; shifted grids show the model the same boundaries at new mixing proportions (n× the training
     features in memory; val/test/predict are never shifted).
+
+    Args:
+        features: the frame features (FeatureConfig: kind logmel|mfcc, sample_rate, n_mels, n_mfcc, win_ms, hop_ms,
+            deltas, normalize utterance|global|none)
+        spec_augment: training-only masking (SpecAugment: freq_masks, freq_width features, time_masks, time_width
+            frames; 0 masks: off)
+        fold_map: file of "phone target" lines folding the phone set (e.g. TIMIT 61 -> 39; a phone alone: ignored);
+            null: none
+        on_bad_file: a bad file (unreadable or empty audio, missing or malformed alignment, unknown phone): error (stop,
+            naming it) or skip (leave it out, counted in one warning per split)
+        frame_shifts: frame-level training: n > 1 keeps n copies of each training utterance on frame grids shifted by
+            hop/n
+        cache_dir: folder to keep computed features in across runs; null: in memory only
+        predict_path: an audio file or folder (searched recursively) that attnlab predict / explain reads
+        predict_output: where predict writes; null: <input stem>.phones/ (frames) or <input stem>.labels.tsv
+            (utterances) in the predict run's folder
+        seed: seed of the length-bucketed batch order (and of generated corpora)
     """
 
     level: Literal["frame", "utterance"] = "frame"

@@ -26,6 +26,16 @@ class FeatureConfig:
 
     ``normalize``: per feature, to zero mean and unit variance over each utterance ("utterance"), over the
     training set ("global": the statistics are saved with the model; streamable) or not at all.
+
+    Args:
+        kind: logmel (log-mel filterbank) or mfcc (cepstra of the log-mels)
+        sample_rate: audio is resampled to this rate (Hz)
+        n_mels: mel bands
+        n_mfcc: kind mfcc: cepstral coefficients kept (1 .. n_mels)
+        deltas: 0 (static only), 1 (+ delta) or 2 (+ delta + delta-delta)
+        win_ms: analysis window (ms)
+        hop_ms: frame shift (ms)
+        normalize: utterance (per-utterance mean/variance), global (training-set statistics) or none
     """
 
     kind: Literal["logmel", "mfcc"] = "logmel"

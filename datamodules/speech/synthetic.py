@@ -76,8 +76,18 @@ def synthetic_utterance(rng: random.Random, shapes: Sequence[PhoneShape], sample
 
 
 class SyntheticPhones(SpeechDataModule):
-    """The offline default: generated utterances of ``num_phones`` synthetic phones (+ ``sil``) with exact
-    alignments. Every phone has its own spectral shape (``phone_shapes``); durations and loudness vary."""
+    """The offline default: generated utterances of synthetic phones with exact alignments.
+
+    ``num_phones`` phones (+ ``sil``), each with its own spectral shape (``phone_shapes``); durations and
+    loudness vary.
+
+    Args:
+        num_train: generated training utterances
+        num_val: generated validation utterances
+        num_test: generated test utterances
+        num_phones: synthetic phones besides sil
+        noise_level: standard deviation of the white noise added to each waveform
+    """
 
     def __init__(self, num_train: int = 300, num_val: int = 40, num_test: int = 60, num_phones: int = 8,
                  noise_level: float = 0.02, **kwargs: Any) -> None:

@@ -64,6 +64,38 @@ class VisionData(AttnLabDataModule):
     with ``dataset`` a ``torchvision.datasets`` class name and ``dataset_args`` its other arguments. Images of
     other sizes are resized like timm's eval transform (shorter side to ``image_size / crop_pct``, centre crop
     ``image_size``; ``datamodules.vision.resize``) on reading, in every stage and in predict alike.
+
+    Args:
+        source: digits (scikit-learn 8x8, offline), mnist|fashion_mnist|cifar10|cifar100 (torchvision), folder,
+            torchvision
+        root: folder for torchvision data, extracted .tar files and the decode cache
+        path: source folder: a folder (or .tar of one) with train/ and optionally val/ and test/, one sub-folder per
+            class
+        download: let torchvision download a missing data set (connected machines only)
+        image_size: square side the model sees (shorter side resized, centre crop); null: the source's own square size,
+            else the smallest shorter side
+        channels: input channels the model sees, 1 or 3 (grey repeated / RGB made grey); null: the source's
+        val_fraction: share of train held out (stratified) for validation when the source has no val split
+        test_fraction: share of train held out (stratified) for test when the source has no test split
+        split_seed: seed of the validation hold-out and of train_subset
+        train_subset: share of the training images kept (stratified; 1.0: all)
+        crop_padding: training augmentation: random crop after zero-padding by this many pixels (0: off)
+        hflip: training augmentation: random horizontal flip
+        affine_degrees: training augmentation: random rotation by up to this many degrees (0: off)
+        affine_scale: training augmentation: random scaling by 1 +- this factor (0: off)
+        rand_augment: training augmentation: RandAugment operations per image (0: off)
+        rand_augment_magnitude: magnitude of the RandAugment operations (0-30)
+        on_bad_file: an unreadable image file: error (stop, naming it) or skip (warn and leave it out)
+        cache: keep decoded folder images under root/.cache so later runs skip decoding
+        batch_size: images per training batch
+        eval_batch_size: images per validation/test/predict batch; null: batch_size
+        predict_path: an image file or folder attnlab predict / explain reads; null: the test split
+        predict_output: CSV attnlab predict writes (top-k classes per image); null: predictions.csv in the predict run's
+            folder
+        dataset: source torchvision: a torchvision.datasets class name (e.g. SVHN)
+        dataset_args: source torchvision: the class's other arguments
+        crop_pct: centre-crop share: shorter side resized to image_size / crop_pct, then crop image_size (timm ImageNet:
+            0.875)
     """
 
     def __init__(
