@@ -25,10 +25,11 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.aggregation import SumMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from datamodules.batching import IGNORE  # targets the datamodules mark as "no label"
+
 from .plotting import plt, save
 from .runs import evaluation_path, write_atomic
 
-IGNORE_INDEX = -100  # cross-entropy's ignore index: targets the datamodules mark as "no label"
 MAX_LABELLED_CLASSES = 60  # above this many classes the picture has no class names on its axes
 
 
@@ -48,7 +49,7 @@ class ClassReportMixin:
         sizes = [getattr(m, "num_classes", None) for m in metrics.values()]
         num_classes = next((int(n) for n in sizes if n), None)
         self.test_examples = SumMetric()
-        self.test_confusion = (MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE_INDEX)
+        self.test_confusion = (MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE)
                                if num_classes else None)
 
     def update_class_report(self, preds: Tensor | None, target: Tensor | None, batch_size: int | None) -> None:
