@@ -10,6 +10,7 @@ import fnmatch
 import json
 import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,20 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import Tensor, nn
 from torchmetrics import Metric, MetricCollection
 
 from core import Causal, Full, LearnedPositions, RelativePositionBias, Truncated
+from core.errors import CheckpointError
+
+from .checkpoint_io import read_checkpoint
+from .data_state import DataStateMixin
+from .options import init_params, with_shared_args
+from .predictions import PredictionWriter
+from .reports import ClassReportMixin, ClassReportWriter
+from .runs import write_atomic
+from .upgrade import upgraded_checkpoint
 
 STAGES = ("train", "val", "test")
 
@@ -62,6 +73,30 @@ class OptimConfig:
 torch.serialization.add_safe_globals([OptimConfig, Full, Causal, Truncated])
 
 
+class ThroughputClock:
+    """Items per second of the batches between ``start(key)`` and ``stop(key, items)`` (forward, backward and
+    optimizer step when called from the train batch hooks; data loading excluded), summed until ``rate(key)``
+    reads and resets them. One clock for every app that reports tokens/s or frames/s."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._seconds: dict[str, float] = {}
+        self.items: dict[str, float] = {}
+
+    def start(self, key: str) -> None:
+        self._started[key] = time.perf_counter()
+
+    def stop(self, key: str, items: float) -> None:
+        began = self._started.pop(key, None)
+        if began is not None:
+            self._seconds[key] = self._seconds.get(key, 0.0) + time.perf_counter() - began
+        self.items[key] = self.items.get(key, 0.0) + float(items)
+
+    def rate(self, key: str) -> float:
+        seconds, items = self._seconds.pop(key, 0.0), self.items.pop(key, 0.0)
+        return items / seconds if seconds > 0 else 0.0
+
+
 def lr_factor(
     step: int,
     *,
@@ -83,7 +118,7 @@ def lr_factor(
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class AttnLabModule(L.LightningModule):
+class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
     """Base class of every attnlab app.
 
     ``monitor`` / ``monitor_mode``: the metric the CLI's default ModelCheckpoint keeps the best of.
@@ -107,6 +142,11 @@ class AttnLabModule(L.LightningModule):
     no_decay_keywords: tuple[str, ...] = ("pos", "embed", "token")
     head_prefixes: tuple[str, ...] = ("head.",)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each app's docstring gets the "Args:" lines of the shared options (``apps.options``: ``--help`` text)."""
+        super().__init_subclass__(**kwargs)
+        cls.__doc__ = with_shared_args(cls.__doc__, init_params(cls))
+
     def __init__(
         self,
         optim: OptimConfig | None = None,
@@ -129,6 +169,54 @@ class AttnLabModule(L.LightningModule):
         self.init_report: dict[str, list[str]] | None = None
         self._fresh: set[str] = set()  # parameters init_from could not load: trained like the head
         self._frozen = False
+
+    @_restricted_classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's ``load_from_checkpoint``; checkpoints saved before the encoder's options were grouped
+        load too (their hyperparameters upgraded first, see ``apps.upgrade``)."""
+        return super().load_from_checkpoint(upgraded_checkpoint(cls, checkpoint_path), *args, **kwargs)
+
+    # ---------------------------------------------------------- predictions and pictures
+    def configure_callbacks(self) -> list:
+        """The prediction writer (every app's predictions are written by ``apps.predictions.PredictionWriter``,
+        atomically, rank 0) and the test report writer (``apps.reports``: per-class P/R/F1 and a confusion
+        picture next to the metrics), in whatever loop runs ``predict`` / ``test`` (CLI or Python)."""
+        return [PredictionWriter(), ClassReportWriter()]
+
+    def format_predictions(self, outputs: list[Any]) -> list[tuple[Path, str]]:
+        """The files that the ``predict_step`` outputs of one predict run make: ``(path, text)`` pairs in the app's
+        own format (CSV, CoNLL-U, .PHN, ...); the writer writes them. Default: no files (outputs are returned)."""
+        return []
+
+    def prediction_path(self, given: str | os.PathLike | None, default_name: str) -> Path:
+        """Where a predict run writes: ``given`` (``data.predict_output``) when set, else ``default_name`` inside
+        this run's folder (``<root>/<app>/version_N/``, made by the predict run's loggers; the working directory
+        only without a logger), so predictions never land beside the user's files unasked."""
+        if given:
+            return Path(given)
+        log_dir = self.trainer.log_dir if self._trainer is not None and self.trainer.logger is not None else None
+        return Path(log_dir or ".") / default_name
+
+    def explain_batch(self, loader: Any) -> Any:
+        """The validation batch that ``attnlab explain`` draws (default: the first one)."""
+        for batch in loader:
+            return batch
+        raise ValueError("explain: the validation loader is empty")
+
+    def explain_figures(self, batch: Any, out: Path, example: int) -> list[Path]:
+        """Draw this model's attention on ``batch`` into PNG files in ``out``; returns them (apps override)."""
+        raise ValueError(f"explain: no pictures defined for {type(self).__name__}")
+
+    def export_example(self, batch: int = 2, length: int = 12) -> Any:
+        """What ``attnlab export`` traces: an ``apps.export.ExportSpec`` (module, example inputs of ``batch`` items
+        of ``length`` positions, dynamic dimensions, notes on inputs and outputs). Apps that can be traced
+        override it; calling it with other sizes gives inputs the export did not see (the round-trip test)."""
+        raise ValueError(f"export: {type(self).__name__} cannot be exported (it defines no export_example)")
+
+    def predict_items(self, items: list[Any]) -> list[Any]:
+        """One result per item of a plain Python list (``apps.inference``: sentences, image paths, waveforms, ...);
+        apps override it, the table in ``apps.inference`` says what each takes and returns."""
+        raise ValueError(f"{type(self).__name__} defines no predict_items; use `attnlab predict`")
 
     # ---------------------------------------------------------------- steps
     def shared_step(self, batch: Any, stage: str) -> Tensor:
@@ -154,6 +242,7 @@ class AttnLabModule(L.LightningModule):
         collection = metrics if isinstance(metrics, MetricCollection) else MetricCollection(metrics)
         for stage in STAGES:
             setattr(self, f"{stage}_metrics", collection.clone(prefix=f"{stage}/"))
+        self.setup_class_report(collection)
 
     def log_step(
         self,
@@ -167,6 +256,8 @@ class AttnLabModule(L.LightningModule):
         train = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=train, on_epoch=True, prog_bar=True,
                  batch_size=batch_size, sync_dist=not train)
+        if stage == "test":
+            self.update_class_report(preds, target, batch_size)
         metrics: MetricCollection | None = getattr(self, f"{stage}_metrics", None)
         if metrics is not None and preds is not None:
             metrics.update(preds, target)
@@ -259,9 +350,10 @@ class AttnLabModule(L.LightningModule):
     # ---------------------------------------------------------- init_from
     def read_init_source(self, source: str) -> Mapping[str, Tensor]:
         """The state dict behind ``init_from``: our checkpoint or a bare state dict (apps add other sources)."""
-        if not os.path.isfile(source):
-            raise FileNotFoundError(f"model.init_from: checkpoint {source} does not exist")
-        checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+        checkpoint = read_checkpoint(source, key="model.init_from")  # missing/truncated: one CheckpointError
+        if not isinstance(checkpoint, Mapping):
+            raise CheckpointError(f"model.init_from={source}: holds a {type(checkpoint).__name__}",
+                                  expected="a checkpoint or a state dict (parameter name -> tensor)")
         return checkpoint.get("state_dict", checkpoint)
 
     def adapt_state(self, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -293,8 +385,6 @@ class AttnLabModule(L.LightningModule):
             self.init_report = self.initialise_from(self.init_from)
             log_dir = self.trainer.log_dir if self.trainer.logger is not None else None
             if log_dir and self.trainer.is_global_zero:
-                from apps.cli import write_atomic  # here: apps.cli imports the apps
-
                 write_atomic(Path(log_dir) / "init_from.json",
                              json.dumps({"source": str(self.init_from), **self.init_report}, indent=2) + "\n")
         if self.freeze_patterns is not None and not self._frozen:
@@ -336,9 +426,7 @@ class AttnLabModule(L.LightningModule):
         """
         if not isinstance(source, Mapping):
             name = str(source)
-            if not os.path.isfile(source):
-                raise FileNotFoundError(f"init_from: checkpoint {name} does not exist")
-            source = torch.load(source, map_location="cpu", weights_only=True)
+            source = read_checkpoint(source, key="init_from")
         state = source.get("state_dict", source)
         own = self.state_dict()
         matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

@@ -8,9 +8,11 @@ checkpointing of the model's ``monitor`` metric (best + last), CSV + TensorBoard
 ``runs/<app>/version_N``, a rich progress bar, an LR monitor, bf16 on GPUs that support it.
 ``--ckpt_path best|last`` also works outside a fit run (it looks in the newest run of the app),
 and ``test`` writes its metrics as JSON next to the checkpoint it evaluated. ``explain`` draws a trained
-model's attention as PNG pictures (``apps.explain``). NaN/Inf checks (``nonfinite.action``) are on by default;
-in deterministic mode every epoch is seeded from its number, so a killed fit resumed with ``--ckpt_path last``
-ends where the uninterrupted one does. A misspelt config key is an error that lists the valid ones.
+model's attention as PNG pictures (``apps.explain``; ``--data.predict_path``: of your own inputs), ``export``
+writes it as a ``torch.export`` program (``apps.export``), ``attnlab --version`` names the installed version.
+NaN/Inf checks (``nonfinite.action``) are on by default; in deterministic mode every epoch is seeded from its
+number, so a killed fit resumed with ``--ckpt_path last`` ends where the uninterrupted one does. A misspelt
+config key is an error that lists the valid ones.
 """
 
 from __future__ import annotations
@@ -19,16 +21,16 @@ import csv
 import difflib
 import hashlib
 import importlib
+import importlib.metadata
 import inspect
+import io
 import json
 import logging
-import os
 import re
-import tempfile
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning as L
 import torch
@@ -63,8 +65,20 @@ import datamodules.synthetic  # noqa: F401
 import datamodules.vision  # noqa: F401
 from apps.base import AttnLabModule
 from apps.callbacks import EpochSeed, NonFiniteGuard
-
-BEST_POINTER = "best.txt"  # written next to the checkpoints: file name of the best one
+from apps.checkpoint_io import AtomicCheckpointIO, atomic_link
+from apps.runs import (
+    app_name,
+    find_checkpoint,
+    metrics_path,
+    next_version,
+    runs_root,
+    version_of,
+    write_atomic,
+    write_best_pointer,
+)
+from apps.trainer import AttnLabTrainer
+from apps.upgrade import checkpoint_model_config
+from apps.user_errors import discard_failed_run, run_reporting_user_errors
 
 
 def _quiet_lightning() -> None:
@@ -75,76 +89,16 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
+def package_version() -> str:
+    """The installed attnlab's version (``importlib.metadata``); "unknown" when run from an uninstalled tree."""
+    try:
+        return importlib.metadata.version("attnlab")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def default_precision() -> str:
     return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
-
-
-def runs_root(default_root_dir: str | os.PathLike | None) -> Path:
-    """``runs/`` inside the trainer's default_root_dir (the working directory when unset)."""
-    return Path(default_root_dir or ".") / "runs"
-
-
-def _versions(app_dir: Path) -> list[tuple[int, Path]]:
-    matches = ((re.fullmatch(r"version_(\d+)", p.name), p) for p in app_dir.glob("version_*"))
-    return sorted((int(m.group(1)), p) for m, p in matches if m and p.is_dir())
-
-
-def next_version(app_dir: Path) -> int:
-    versions = _versions(app_dir)
-    return versions[-1][0] + 1 if versions else 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _best_from_last(last: Path) -> Path | None:
-    """The best checkpoint named by the ModelCheckpoint state inside ``last.ckpt`` (weights memory-mapped)."""
-    try:
-        ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # unreadable or not weights_only-safe: no answer from this file
-        return None
-    for state in ckpt.get("callbacks", {}).values():
-        best = state.get("best_model_path") if isinstance(state, dict) else None
-        if best:
-            return last.parent / Path(best).name
-    return None
-
-
-def find_checkpoint(app_dir: Path, which: Literal["best", "last"]) -> Path:
-    """Resolve ``best`` / ``last`` in the newest ``version_N`` of ``app_dir`` that holds checkpoints."""
-    runs = [p / "checkpoints" for _, p in reversed(_versions(app_dir)) if (p / "checkpoints").is_dir()]
-    if not runs:
-        raise FileNotFoundError(
-            f"ckpt_path={which!r}: no checkpoints found, searched {app_dir}/version_*/checkpoints/. "
-            "Run `attnlab fit` with this config first, or pass a checkpoint file."
-        )
-    ckpt_dir, last = runs[0], runs[0] / "last.ckpt"
-    if which == "last":
-        if last.is_file():
-            return last
-        raise FileNotFoundError(f"ckpt_path='last': {last} does not exist (is save_last enabled?)")
-    pointer = ckpt_dir / BEST_POINTER
-    best = ckpt_dir / pointer.read_text().strip() if pointer.is_file() else None
-    if best is None and last.is_file():
-        best = _best_from_last(last)
-    if best is not None and best.is_file():
-        return best
-    raise FileNotFoundError(
-        f"ckpt_path='best': no best checkpoint recorded in {ckpt_dir} (looked for {BEST_POINTER} and the "
-        f"ModelCheckpoint state in last.ckpt){'' if best is None else f'; it names {best}, which is missing'}"
-    )
 
 
 class AttnLabCheckpoint(ModelCheckpoint):
@@ -174,17 +128,19 @@ class AttnLabCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero and self.best_model_path and self.dirpath:
-            write_atomic(Path(self.dirpath) / BEST_POINTER, Path(self.best_model_path).name + "\n")
+            write_best_pointer(self.dirpath, self.best_model_path)
+
+    @staticmethod
+    def _link_checkpoint(trainer: L.Trainer, filepath: str, linkpath: str) -> None:
+        """``save_last: link``: an atomic copy (Lightning links, or copies in place when it cannot)."""
+        if trainer.is_global_zero:
+            atomic_link(filepath, linkpath)
+        trainer.strategy.barrier()
 
 
 def _import(class_path: str) -> type:
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
-
-
-def app_name(model_class: type) -> str:
-    """The folder under ``runs/``: the class attribute ``app_name``, else the lower-cased class name."""
-    return getattr(model_class, "app_name", None) or model_class.__name__.lower()
 
 
 def _init_params(cls: type) -> list[str]:
@@ -266,43 +222,14 @@ class ResumingCSVLogger(CSVLogger):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Previous log files in this directory will be deleted")
             experiment = super().experiment
-        if header:
-            with open(path, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=header)
-                writer.writeheader()
-                writer.writerows(rows)
+        if header:  # the kept rows, written atomically (a kill here must not lose the log)
+            text = io.StringIO(newline="")
+            writer = csv.DictWriter(text, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+            write_atomic(path, text.getvalue())
             experiment.metrics_keys = sorted(header)
         return experiment
-
-
-class AttnLabTrainer(L.Trainer):
-    """``lightning.Trainer`` plus ``explain`` (the ``attnlab explain`` subcommand)."""
-
-    def explain(self, model: L.LightningModule, datamodule: L.LightningDataModule | None = None,
-                ckpt_path: str | None = None, out: str = "figures", example: int = 0,
-                weights_only: bool | None = None) -> list[Path]:
-        """Draw the attention of a trained model as PNG pictures in ``out`` (see ``apps.explain``).
-
-        ``ckpt_path``: the checkpoint whose weights are drawn (best, last or a file). ``example``: which item of
-        the first validation batch to draw (a sentence, an utterance, an image, a node). The checkpoint is
-        restored by an ordinary validation run of one batch, with every app hook (vocabularies, label
-        inventories, normalisation) as ``test`` would; the pictures are drawn before it starts.
-        ``weights_only``: as for ``validate`` (accepted so that a fit run's saved ``config.yaml`` works here too).
-        """
-        from apps.explain import ExplainCallback  # matplotlib only when drawing
-
-        if ckpt_path is None:
-            raise ValueError("explain needs --ckpt_path (best, last or a checkpoint file): the pictures show "
-                             "trained weights")
-        callback = ExplainCallback(Path(out), example)
-        limit, self.limit_val_batches = self.limit_val_batches, 1
-        self.callbacks.append(callback)
-        try:
-            self.validate(model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=weights_only)
-        finally:
-            self.callbacks.remove(callback)
-            self.limit_val_batches = limit
-        return callback.written
 
 
 class AttnLabCLI(LightningCLI):
@@ -326,8 +253,15 @@ class AttnLabCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        """Lightning's four subcommands plus ``explain`` (attention pictures of a trained model)."""
-        return {**LightningCLI.subcommands(), "explain": {"model", "datamodule"}}
+        """Lightning's four subcommands plus ``explain`` (attention pictures of a trained model) and ``export``
+        (a ``torch.export`` program of it, ``apps.export``)."""
+        return {**LightningCLI.subcommands(), "explain": {"model", "datamodule"}, "export": {"model", "datamodule"}}
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's parser plus ``attnlab --version`` (the installed package's version)."""
+        parser = super().init_parser(**kwargs)
+        parser.add_argument("--version", action="version", version=f"attnlab {package_version()}")
+        return parser
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """``nonfinite``: the NaN/Inf guard's settings (``nonfinite.action: error|skip|warn|off``)."""
@@ -354,7 +288,7 @@ class AttnLabCLI(LightningCLI):
             return
         app_dir = runs_root(config.trainer.default_root_dir) / app_name(_import(config.model.class_path))
         try:
-            config.ckpt_path = str(find_checkpoint(app_dir, which))
+            config.ckpt_path = str(find_checkpoint(app_dir, which, config.get("data")))  # a run of this data set
         except FileNotFoundError as err:
             parser.error(str(err))
         rank_zero_info(f"ckpt_path={which!r} resolved to {config.ckpt_path}")
@@ -380,6 +314,13 @@ class AttnLabCLI(LightningCLI):
                     f"ckpt_path={ckpt_path} was saved by {saved}, but the config's model is {configured}: evaluate a "
                     f"checkpoint with the config it was trained with (to start a {configured.rsplit('.', 1)[-1]} "
                     "from part of it, use model.init_from in a fit)")
+            # LightningCLI's own step (the model's hyperparameters from the checkpoint), with hyperparameters
+            # of older versions upgraded to today's keys first (apps.upgrade)
+            model = checkpoint_model_config(ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None,
+                                            configured)
+            if model:
+                self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+            return
         super()._parse_ckpt_path()
 
     # ------------------------------------------------------------------ trainer
@@ -391,15 +332,17 @@ class AttnLabCLI(LightningCLI):
         callback_keys = self._parser(self.subcommand).callback_keys
         present = user + [self._get(self.config_init, key) for key in callback_keys]
         kwargs.setdefault("callbacks", user + self.default_callbacks(config, present))
-        if self.subcommand == "explain":
-            kwargs.setdefault("logger", False)  # pictures only: no run folder
+        if self.subcommand in ("explain", "export"):
+            kwargs.setdefault("logger", False)  # pictures or a program only: no run folder
         elif config.get("logger") is None:
             kwargs.setdefault("logger", self.default_loggers(config))
-        if self.subcommand in ("validate", "test", "predict", "explain"):
+        if self.subcommand in ("validate", "test", "predict", "explain", "export"):
             # Evaluating a checkpoint never needs the training callbacks whose state it holds.
             warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be")
+        if config.get("plugins") is None:  # checkpoints written next to the target and renamed (apps.checkpoint_io)
+            kwargs.setdefault("plugins", [AtomicCheckpointIO()])
         trainer = super().instantiate_trainer(**kwargs)
-        if self.subcommand == "explain":  # no run folder, so the resolved config would land in the working directory
+        if self.subcommand in ("explain", "export"):  # no run folder: the config would land in the working directory
             trainer.callbacks = [cb for cb in trainer.callbacks if not isinstance(cb, SaveConfigCallback)]
         return trainer
 
@@ -449,13 +392,16 @@ class AttnLabCLI(LightningCLI):
     def resumed_version(self, app_dir: Path) -> int | None:
         """N when this is a fit from ``<app_dir>/version_N/checkpoints/<file>``, else None."""
         ckpt = self._get(self.config, "ckpt_path") if self.subcommand == "fit" else None
-        if not ckpt:
-            return None
-        folder = Path(ckpt).resolve().parent
-        match = re.fullmatch(r"version_(\d+)", folder.parent.name)
-        if folder.name != "checkpoints" or not match or folder.parent.parent != app_dir.resolve():
-            return None
-        return int(match.group(1))
+        return version_of(ckpt, app_dir) if ckpt else None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run it; a fit that fails before its first checkpoint leaves no ``version_N`` folder behind."""
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            if subcommand == "fit" and self._get(self.config, "ckpt_path") is None:
+                discard_failed_run(self.trainer)
+            raise
 
     # ------------------------------------------------------------------ test
     def test(self, **kwargs: Any) -> list[dict[str, float]]:
@@ -474,13 +420,19 @@ class AttnLabCLI(LightningCLI):
         return results
 
     def save_metrics(self, metrics: dict[str, float], ckpt_path: str | None) -> Path:
-        if ckpt_path:
-            out = Path(ckpt_path).with_suffix(".metrics.json")
-        else:
-            out = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "metrics.json"
+        out = metrics_path(ckpt_path, self.trainer.log_dir or self.trainer.default_root_dir)
         config_text = self._parser(self.subcommand).dump(self.config[self.subcommand])
+        summary = getattr(self.model, "test_summary", None) or {}
+        limits = {f"limit_{stage}_batches": getattr(self.trainer, f"limit_{stage}_batches")
+                  for stage in ("train", "val", "test", "predict")
+                  if getattr(self.trainer, f"limit_{stage}_batches") not in (1.0, None)}
         record = {
             "metrics": metrics,
+            "split": "test",
+            "examples": summary.get("examples"),  # what the metrics count: images, nodes, words or frames
+            "batches": sum(self.trainer.num_test_batches),
+            "limits": limits,  # limit_*_batches that were set: limit_test_batches means part of the split
+            "report": summary.get("report"),
             "checkpoint": str(ckpt_path) if ckpt_path else None,
             "model": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
             "data": None if self.datamodule is None
@@ -520,8 +472,9 @@ def print_metrics(metrics: dict[str, float], ckpt_path: str | None, out: Path) -
 
 
 def main(args: ArgsType = None) -> None:
+    """The ``attnlab`` command; a ``core.errors.UserError`` is printed as one line (``--debug``: the traceback)."""
     _quiet_lightning()
-    AttnLabCLI(args=args)
+    run_reporting_user_errors(lambda argv: AttnLabCLI(args=argv), args)
 
 
 if __name__ == "__main__":

@@ -11,23 +11,62 @@ Batches are PyG ``Data`` objects from ``datamodules.graph.GraphData``: the whole
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
+from torch.export import Dim
 from torch_geometric.data import Data
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import EdgeMask, MultiHeadSelfAttention
+from core import AttentionConfig, EdgeMask, MultiHeadSelfAttention, Pattern
+from core.errors import CheckpointError
 
 from .base import AttnLabModule, OptimConfig
+from .export import ExportSpec
+from .graph_figures import draw_graph
 
 Layer = Literal["attention", "gat", "gcn", "transformer_conv"]
 SPARSE_INPUT_DENSITY = 0.1  # below this fraction of non-zero features, input dropout runs on the non-zeros
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class AdjacencyMask(Pattern):
+    """A dense (N, N) boolean pattern: node i attends to node j where ``adjacency[i, j]``. The exportable form of
+    an ``EdgeMask`` (whose deduplication has data-dependent sizes, which ``torch.export`` cannot trace): the nodes
+    are one sequence and the dense backends mask the scores. Build it with ``dense_adjacency``."""
+
+    def __init__(self, adjacency: Tensor) -> None:
+        self.adjacency = adjacency
+
+    def mask(self, length: int, device: torch.device | str | None = None) -> Tensor:
+        return self.adjacency if device is None else self.adjacency.to(device)
+
+
+def dense_adjacency(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True) -> Tensor:
+    """(2, E) edges (source, target) -> (N, N) bool with [target, source] set (and the diagonal with self loops):
+    the same neighbourhoods as ``EdgeMask(edge_index, add_self_loops).processed(N)``."""
+    adjacency = torch.zeros(num_nodes, num_nodes, dtype=torch.bool, device=edge_index.device)
+    adjacency[edge_index[1], edge_index[0]] = True
+    if add_self_loops:
+        adjacency |= torch.eye(num_nodes, dtype=torch.bool, device=edge_index.device)
+    return adjacency
+
+
+class DenseGraphStep(nn.Module):
+    """``NodeClassifier`` on tensors only, ``(x (N, F), adjacency (N, N) bool) -> logits (N, classes)``: what
+    ``attnlab export`` traces for the graph app (attention layers without edge features)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        return self.model(x, AdjacencyMask(adjacency))
 
 
 class GraphLayer(nn.Module):
@@ -49,8 +88,9 @@ class GraphLayer(nn.Module):
         per_head = out_dim // num_heads if concat else out_dim
         if kind == "attention":
             width = out_dim if concat else out_dim * num_heads
-            self.conv = MultiHeadSelfAttention(width, num_heads, score=score, additive_activation=additive_activation,
-                                               attn_dropout=attn_dropout, edge_dim=edge_dim, in_dim=in_dim,
+            attention = AttentionConfig(num_heads=num_heads, score=score, additive_activation=additive_activation,
+                                        attn_dropout=attn_dropout)
+            self.conv = MultiHeadSelfAttention(width, attention, edge_dim=edge_dim, in_dim=in_dim,
                                                out_proj=mix_heads and concat, shared_qkv=shared_qkv)
             if init == "glorot":  # as GAT: Glorot-uniform per projection (PyTorch's Linear default is ~2x smaller)
                 for chunk in self.conv.qkv.weight.data.chunk(1 if shared_qkv else 3, dim=0):
@@ -80,6 +120,11 @@ class GraphLayer(nn.Module):
     def forward(self, h: Tensor, pattern: EdgeMask, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """(N, in_dim) -> (N, out_dim); with ``return_weights`` (attention only) also the (E', heads) weights of
         the edges ``pattern.processed(N)``."""
+        if isinstance(pattern, AdjacencyMask):  # the exported dense step: the nodes as one sequence
+            if self.kind != "attention" or return_weights:
+                raise ValueError(f"a dense adjacency runs attention layers without weights, this is {self.kind}")
+            out = self.conv(h[None], pattern=pattern)[0]
+            return out if self.concat else out.view(h.size(0), self.heads, self.out_dim).mean(1)
         if self.kind == "attention":
             out, weights = self.conv(h, pattern=pattern, return_weights=True) if return_weights else (
                 self.conv(h, pattern=pattern), None)
@@ -129,23 +174,35 @@ class GraphEncoder(nn.Module):
 class NodeClassifier(AttnLabModule):
     """Classify every node of a graph; loss and accuracy count only the stage's nodes.
 
-    ``in_channels`` / ``num_classes`` / ``edge_dim``: None reads them from the datamodule (``num_features``,
-    ``num_classes``, ``edge_dim``) at setup; the resolved values are saved with the checkpoint.
-    ``edge_features``: use the graph's ``edge_attr`` (a per-head score bias in attention, ``edge_dim`` of
-    GATConv / TransformerConv). ``layer``: attention (ours, on core) or a PyG baseline.
-    ``score`` "additive" with ``additive_activation`` "leaky_relu" scores like GATv2; "dot" like a transformer.
-    ``input_dropout`` acts on the raw features, ``dropout`` before every layer and the head,
-    ``attn_dropout`` on the attention weights.
-
-    Shape of the network: ``input_proj`` (Linear in_channels -> hidden; off: the first graph layer reads the
-    raw features, as GAT does), ``depth`` hidden graph layers, then ``output``: "linear" (a Linear head) or
-    "attention" (one more graph layer straight to the classes, its ``output_heads`` heads averaged: GAT's
-    output layer). ``mix_heads``: W^o after each attention layer (transformer) or concatenated heads (GAT).
-    ``shared_qkv``: one projection as queries, keys and values (see core.MultiHeadSelfAttention); ``init``:
-    "glorot" initialises the attention projections as GAT does, "default" keeps PyTorch's.
-    On small labelled sets (Cora: 140 training nodes) the GAT shape generalises clearly better: see README.
-    Fine-tuning (``init_from``, ``freeze``, ``head_lr_scale``, ``backbone_lr_scale``): see ``AttnLabModule``; on a
+    The resolved sizes are saved with the checkpoint. On small labelled sets (Cora: 140 training nodes) the GAT
+    shape (no input_proj, output attention) generalises clearly better. Fine-tuning: see ``AttnLabModule``; on a
     graph with other features or classes the input projection and the head are new, the hidden layers load.
+
+    Args:
+        in_channels: node features per node; None reads ``num_features`` from the datamodule at setup
+        num_classes: classes; None reads them from the datamodule
+        hidden: width of the hidden graph layers
+        depth: hidden graph layers (0 with output attention: one layer straight to the classes)
+        num_heads: attention heads per hidden layer (hidden must be a multiple)
+        layer: attention (core.MultiHeadSelfAttention on an EdgeMask) or a PyG baseline gat|gcn|transformer_conv
+        score: additive (with leaky_relu: scores like GATv2) or dot (like a transformer)
+        additive_activation: the activation inside the additive score
+        input_dropout: dropout on the raw node features
+        dropout: dropout before every layer after the first and before the head
+        attn_dropout: dropout on the attention weights
+        activation: after each graph layer
+        norm: after each graph layer (none, layer or batch)
+        residual: add each layer's input where the width is kept
+        add_self_loops: every node also attends to itself (one self loop per node)
+        edge_features: use the graph's edge_attr (a per-head score bias in attention; edge_dim of GAT/TransformerConv)
+        edge_dim: features per edge; None reads it from the datamodule when edge_features is on
+        label_smoothing: of the training cross-entropy
+        input_proj: a Linear in_channels -> hidden first (off: the first graph layer reads the raw features, as GAT)
+        output: linear (a Linear head) or attention (one more graph layer to the classes, heads averaged: GAT's)
+        output_heads: heads of the attention output layer
+        mix_heads: W^o after each attention layer (transformer) or concatenated heads (GAT)
+        shared_qkv: one projection as queries, keys and values (see core.MultiHeadSelfAttention)
+        init: glorot initialises the attention projections as GAT does, default keeps PyTorch's
     """
 
     monitor = "val/acc"
@@ -248,6 +305,12 @@ class NodeClassifier(AttnLabModule):
                 given = self.hparams[key]
                 if given is None:
                     self.hparams[key] = value
+                elif given != value and stage != "fit":  # the size came with the checkpoint: other data
+                    raise CheckpointError(f"the checkpoint's model has {key}={given} but the data "
+                                          f"({type(dm).__name__}) has {value}",
+                                          expected="the data set the checkpoint was trained on",
+                                          fix="Evaluate it with its training config's data, or fine-tune with "
+                                              "model.init_from on this data.")
                 elif given != value:
                     raise ValueError(f"model.{key}={given} but the data ({type(dm).__name__}) has {value}; "
                                      f"set model.{key}: {value} or null (read from the data)")
@@ -333,9 +396,6 @@ class NodeClassifier(AttnLabModule):
         self.log_step(stage, loss, logits.argmax(-1), target, batch_size=idx.numel())
         return loss
 
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: list[dict[str, Tensor]] = []
-
     def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
         """Per node: its id in the full graph, the predicted class and that class's probability."""
         probs = self(batch.x, self.pattern(batch)).softmax(-1)
@@ -344,22 +404,47 @@ class NodeClassifier(AttnLabModule):
         else:
             node_id = batch.n_id if "n_id" in batch else torch.arange(probs.size(0), device=probs.device)
         prob, pred = probs.max(-1)
-        out = {"node_id": node_id, "pred": pred, "prob": prob}
-        self._predicted.append({k: v.cpu() for k, v in out.items()})
-        return out
+        return {"node_id": node_id.cpu(), "pred": pred.cpu(), "prob": prob.cpu()}
 
-    def on_predict_epoch_end(self) -> None:
-        """Write ``node_id,class,prob`` (one row per node, sorted by id) to ``data.predict_output``."""
-        if not self._predicted:
-            return
-        merged = {k: torch.cat([p[k] for p in self._predicted]) for k in ("node_id", "pred", "prob")}
+    def format_predictions(self, outputs: list[dict[str, Tensor]]) -> list[tuple[Path, str]]:
+        """``node_id,class,prob`` (one row per node, sorted by id) to ``data.predict_output`` (default: the predict
+        run folder's ``predictions.csv``). A graph read from CSV (``data.source: csv``) is written back in the user's
+        terms: node ids as in ``data.nodes`` and class names as in its label column."""
+        merged = {k: torch.cat([p[k] for p in outputs]) for k in ("node_id", "pred", "prob")}
         order = merged["node_id"].argsort()
         rows = zip(*(merged[k][order].tolist() for k in ("node_id", "pred", "prob")), strict=True)
-        text = "node_id,class,prob\n" + "".join(f"{n},{c},{p:.6f}\n" for n, c, p in rows)
-        dm = getattr(self.trainer, "datamodule", None)
-        out = Path(getattr(dm, "predict_output", None) or "predictions.csv")
-        if self.trainer.is_global_zero:
-            from apps.cli import write_atomic  # here: apps.cli imports this module
+        dm = self.datamodule()
+        ids, names = getattr(dm, "node_ids", None), getattr(dm, "class_names", None)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["node_id", "class", "prob"])
+        writer.writerows([ids[n] if ids else n, names[c] if names and c < len(names) else c, f"{p:.6f}"]
+                         for n, c, p in rows)
+        text = out.getvalue()
+        return [(self.prediction_path(getattr(self.datamodule(), "predict_output", None), "predictions.csv"), text)]
 
-            write_atomic(out, text)
-            rank_zero_info(f"predicted {order.numel()} nodes -> {out}")
+    def explain_figures(self, batch: Data, out: Path, example: int) -> list[Path]:
+        return draw_graph(self, self.datamodule(), batch, out, example)
+
+    def predict_items(self, items: list[Data]) -> list[list[int]]:
+        """Graphs (``Data`` with x and edge_index, features prepared as in training) -> each node's class id."""
+        return [self(g.x.to(self.device), EdgeMask(g.edge_index.to(self.device), self.hparams.add_self_loops))
+                .argmax(-1).tolist() for g in items]
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        """``DenseGraphStep``: features and a dense adjacency of a random graph of ``length`` nodes (dynamic)."""
+        h = self.hparams
+        if h.layer != "attention" or h.edge_features:
+            raise ValueError("export: the graph app exports attention layers without edge features (model.layer: "
+                             f"attention, model.edge_features: false), got layer={h.layer}, "
+                             f"edge_features={h.edge_features}")
+        generator = torch.Generator().manual_seed(length)
+        x = torch.randn(length, h.in_channels, generator=generator)
+        edges = torch.randint(0, length, (2, 3 * length), generator=generator)
+        adjacency = dense_adjacency(edges, length, h.add_self_loops)
+        notes = {"inputs": "x (N, in_channels) float node features (normalised as data.normalize); adjacency (N, N) "
+                           "bool, [i, j] True when node i attends to node j (edge j -> i), self loops "
+                           f"{'included' if h.add_self_loops else 'as the graph has them'}: "
+                           "apps.graph.dense_adjacency(edge_index, N)", "outputs": "logits (N, num_classes)"}
+        dims = {"x": {0: Dim.DYNAMIC}, "adjacency": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}}
+        return ExportSpec(DenseGraphStep(self), (x, adjacency), dims, notes)

@@ -1,7 +1,7 @@
 """Long-Range-Arena-style classifier: tokens -> embedding + sinusoidal positions -> core.Encoder -> pool -> head.
 
 Thin on purpose: every efficient-attention variant is a config line — ``pattern`` (Full, Truncated,
-Strided, Longformer, BigBird, ...) or ``kernel`` (linear, performer, linformer) — and the rest of the model
+Strided, Longformer, BigBird, ...) or ``encoder.kernel`` (linear, performer, linformer) — and the rest of the model
 stays the same, so a comparison measures the attention and nothing else. Batches are
 ``(tokens (B, L), padding_mask (B, L), labels (B,))`` with a CLS token at position 0 (ListOps, ByteText).
 """
@@ -14,22 +14,47 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import BigBird, Encoder, Full, Global, Longformer, Pattern, Strided, masked_mean, sinusoidal_positions
-from core.attention import Kernel
+from core import (
+    BigBird,
+    Encoder,
+    EncoderConfig,
+    Full,
+    Global,
+    KernelConfig,
+    Longformer,
+    Pattern,
+    Strided,
+    masked_mean,
+    sinusoidal_positions,
+)
+from core.errors import check_token_ids
 
 from .base import AttnLabModule, OptimConfig
-from .sequence import SequenceLabelSteps
+from .export import ExportSpec
+from .sequence import SequenceLabelSteps, token_export
 
 # patterns saved inside hyperparameters of Python-built models load under weights_only
 torch.serialization.add_safe_globals([Strided, Global, Longformer, BigBird])
+
+# LRAClassifier's default encoder (Linformer's E, F sized for 2048 tokens)
+LRA_ENCODER = EncoderConfig(dim=64, depth=2, num_heads=4, mlp_ratio=2.0, dropout=0.1,
+                            kernel=KernelConfig(max_length=2048))
 
 
 class LRAClassifier(SequenceLabelSteps, AttnLabModule):
     """Classify a sequence. ``pool``: "cls" (the encoder output at position 0) or "mean" (over real tokens).
 
-    ``pattern``: which keys each token sees (softmax attention through ``core.attend``); ``kernel``: "softmax"
-    or an O(L) approximation ("linear", "performer", "linformer"; pattern Full), with ``num_features``
-    (Performer's random features, Linformer's projected length) and ``max_length`` (Linformer's E, F columns).
+    ``encoder``: the ``core.EncoderConfig``. ``pattern``: which keys each token sees (softmax attention through
+    ``core.attend``); ``encoder.kernel``: ``{kind: softmax}`` or an O(L) approximation (kind "linear",
+    "performer", "linformer"; pattern Full), with ``num_features`` (Performer's random features, Linformer's
+    projected length) and ``max_length`` (Linformer's E, F columns; 2048 here), see ``core.KernelConfig``.
+
+    Args:
+        vocab_size: number of token ids
+        num_classes: number of sequence labels
+        encoder: the encoder (core.EncoderConfig, with kernel: softmax|linear|performer|linformer)
+        pattern: which keys each token sees (Full, Truncated, Strided, Longformer, BigBird, ...)
+        pool: cls (the output at position 0) or mean (over the real tokens)
     """
 
     monitor = "val/acc"
@@ -40,16 +65,8 @@ class LRAClassifier(SequenceLabelSteps, AttnLabModule):
         self,
         vocab_size: int,
         num_classes: int,
-        dim: int = 64,
-        depth: int = 2,
-        num_heads: int = 4,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.1,
+        encoder: EncoderConfig = LRA_ENCODER,
         pattern: Pattern = Full(),
-        kernel: Kernel = "softmax",
-        num_features: int = 64,
-        max_length: int = 2048,
-        redraw_interval: int = 0,
         pool: Literal["cls", "mean"] = "mean",
         init_from: str | None = None,
         freeze: str | list[str] | None = None,
@@ -63,17 +80,16 @@ class LRAClassifier(SequenceLabelSteps, AttnLabModule):
         if pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
         self.save_hyperparameters()
-        self.pattern, self.pool = pattern, pool
-        self.embed = nn.Embedding(vocab_size, dim)
-        self.drop = nn.Dropout(dropout)
-        self.encoder = Encoder(dim=dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout,
-                               kernel=kernel, num_features=num_features, max_length=max_length,
-                               redraw_interval=redraw_interval)
-        self.head = nn.Linear(dim, num_classes)
+        self.pattern, self.pool, self.encoder_config = pattern, pool, encoder
+        self.embed = nn.Embedding(vocab_size, encoder.dim)
+        self.drop = nn.Dropout(encoder.dropout)
+        self.encoder = Encoder(encoder)
+        self.head = nn.Linear(encoder.dim, num_classes)
         self.setup_metrics({"acc": MulticlassAccuracy(num_classes, average="micro")})
 
     def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
         """(B, L) tokens, (B, L) mask -> (B, num_classes) logits."""
+        check_token_ids(tokens, self.embed.num_embeddings, "model.vocab_size")
         x = self.embed(tokens)
         x = x + sinusoidal_positions(tokens.size(1), x.size(-1), device=x.device).to(x.dtype)
         x = self.encoder(self.drop(x), pattern=self.pattern, padding_mask=padding_mask)
@@ -85,3 +101,6 @@ class LRAClassifier(SequenceLabelSteps, AttnLabModule):
 
     def predict_step(self, batch, batch_idx: int) -> Tensor:
         return self(batch[0], batch[1]).argmax(-1)
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        return token_export(self, self.embed.num_embeddings, batch, length, backend="dense")

@@ -8,8 +8,6 @@ checkpoint alone can tag text (``Tagger.load_from_checkpoint(path).tag([...])``)
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,12 +16,17 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassPrecision, MulticlassRecall
+from torch.export import Dim
+from torchmetrics.classification import MulticlassAccuracy
 
-from core import Encoder, Full, LearnedPositions, sinusoidal_positions
+from core import Encoder, EncoderConfig, Full, LearnedPositions, sinusoidal_positions
 from datamodules.pos import IGNORE, SHAPES, PosVocab, collate
 
-from .base import AttnLabModule, OptimConfig
+from .base import AttnLabModule, OptimConfig, ThroughputClock
+from .export import ExportSpec
+from .plotting import first_batch_with_length
+from .pos_figures import draw_tagger
+from .reports import per_class, summary
 
 
 class CharCNN(nn.Module):
@@ -131,39 +134,47 @@ def window_owners(starts: list[int], window: int, length: int) -> Tensor:
     return torch.bucketize(torch.arange(length), torch.tensor(bounds, dtype=torch.long), right=True)
 
 
+# the Tagger's default encoder: relative positions up to ±16 words
+TAGGER_ENCODER = EncoderConfig(dim=128, depth=2, num_heads=4, dropout=0.1, position="relative",
+                               max_relative_distance=16)
+
+
 class Tagger(AttnLabModule):
     """Tag every word of a sentence. Batches: dicts from ``datamodules.pos`` (words, chars, shapes, mask, tags).
 
-    ``position``: "sinusoidal" / "learned" are added to the word vectors; "relative" / "rotary" act inside
-    attention. ``max_len``: the longest window the attention encoder sees at once; longer sentences are
-    tagged in windows overlapping by half (each word keeps the output of the window it is most central in),
-    never truncated. ``encoder: bilstm`` ignores the attention settings and uses ``lstm_layers``.
-    ``init_from``: a checkpoint to start a fit from (fine-tuning); its vocabularies are kept and every
-    weight whose name and shape match is loaded (``freeze``, ``head_lr_scale``, ``backbone_lr_scale``: see
-    ``AttnLabModule``). ``label_smoothing``: of the cross-entropy.
-    ``char_encoder``: how a word's characters become a vector, "cnn" (``char_kernel`` wide, or one convolution
-    of ``char_channels`` filters per width of a list; max over the word) or "bilstm" (the spelling read in both
-    directions). ``suffix_dim``: embed the word's endings (``data.max_suffix``) into this many numbers; 0: off.
-    ``aux_weight``: weight of a second head's loss on the tags of ``data.aux_tagset`` (e.g. XPOS while tagging
-    UPOS; training only): the finer tags (VBD/VBN/VBG, NN/NNS) teach the shared encoder more per word.
+    Longer sentences than ``max_len`` are tagged in windows overlapping by half (each word keeps the output of
+    the window it is most central in), never truncated. Fine-tuning keeps ``init_from``'s vocabularies (see
+    ``AttnLabModule``). ``aux_weight``: the finer tags (VBD/VBN/VBG, NN/NNS) teach the shared encoder more per word.
+
+    Args:
+        encoder: the attention encoder (core.EncoderConfig; relative positions by default)
+        position: sinusoidal|learned added to the word vectors, or none: only encoder.position (inside attention)
+        max_len: the longest window of words the attention encoder sees at once
+        backbone: attention or bilstm (uses encoder.dim and encoder.dropout, and lstm_layers)
+        lstm_layers: layers of the bilstm backbone
+        word_dim: size of the word embedding
+        char_dim: size of the character embedding
+        char_channels: filters of each character convolution (or the character LSTM's width)
+        char_kernel: width of the character convolution, or a list of widths (one convolution each)
+        char_encoder: cnn (max over the word) or bilstm (the spelling read in both directions)
+        suffix_dim: embed the word's endings (data.max_suffix) into this many numbers; 0 = off
+        aux_weight: weight of a second head's loss on data.aux_tagset's tags (training only); 0 = off
+        word_dropout: probability of replacing a training word by <unk> (teaches the unknown-word path)
+        label_smoothing: of the training cross-entropy
     """
 
     monitor = "val/acc"
     monitor_mode = "max"
+    data_state_key = "pos_vocab"  # word, character, ending and tag vocabularies of the training treebank
+    data_state_attr = "vocab"
+    keep_init_data_state = True  # fine-tuning keeps the source's vocabularies (its embeddings index them)
 
     def __init__(
         self,
-        dim: int = 128,
-        depth: int = 2,
-        num_heads: int = 4,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.0,
-        position: Literal["sinusoidal", "learned", "relative", "rotary"] = "relative",
-        max_relative_distance: int = 16,
+        encoder: EncoderConfig = TAGGER_ENCODER,
+        position: Literal["sinusoidal", "learned", "none"] = "none",
         max_len: int = 256,
-        encoder: Literal["attention", "bilstm"] = "attention",
+        backbone: Literal["attention", "bilstm"] = "attention",
         lstm_layers: int = 2,
         word_dim: int = 100,
         char_dim: int = 32,
@@ -184,10 +195,11 @@ class Tagger(AttnLabModule):
         super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
                          head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
         self.save_hyperparameters()
-        if position not in ("sinusoidal", "learned", "relative", "rotary"):
-            raise ValueError(f"model.position must be sinusoidal, learned, relative or rotary, got {position!r}")
-        if encoder not in ("attention", "bilstm"):
-            raise ValueError(f"model.encoder must be 'attention' or 'bilstm', got {encoder!r}")
+        if position not in ("sinusoidal", "learned", "none"):
+            raise ValueError(f"model.position must be sinusoidal, learned or none, got {position!r} (positions "
+                             "inside attention: model.encoder.position relative|rotary)")
+        if backbone not in ("attention", "bilstm"):
+            raise ValueError(f"model.backbone must be 'attention' or 'bilstm', got {backbone!r}")
         if char_encoder not in ("cnn", "bilstm"):
             raise ValueError(f"model.char_encoder must be 'cnn' or 'bilstm', got {char_encoder!r}")
         if aux_weight < 0:
@@ -196,21 +208,20 @@ class Tagger(AttnLabModule):
             raise ValueError(f"model.suffix_dim must be >= 0, got {suffix_dim}")
         if max_len < 2:
             raise ValueError(f"model.max_len must be >= 2, got {max_len}")
-        self.position, self.max_len, self.encoder_kind, self.init_from = position, max_len, encoder, init_from
+        self.position, self.max_len, self.encoder_kind, self.init_from = position, max_len, backbone, init_from
+        self.encoder_config = encoder
+        dim, dropout = encoder.dim, encoder.dropout
         self.drop = nn.Dropout(dropout)
         self.learned_positions = None
         self.lstm = None
-        if encoder == "attention":
+        if backbone == "attention":
             if position == "learned":
                 self.learned_positions = LearnedPositions(max_len, dim)
-            self.encoder = Encoder(
-                dim=dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, dropout=dropout,
-                attn_dropout=attn_dropout, drop_path=drop_path, max_relative_distance=max_relative_distance,
-                position=position if position in ("relative", "rotary") else "none",
-            )
+            self.encoder = Encoder(encoder)
         else:
             if dim % 2:
-                raise ValueError(f"model.dim must be even for the bilstm encoder (dim/2 per direction), got {dim}")
+                raise ValueError(f"model.encoder.dim must be even for the bilstm backbone (dim/2 per direction), "
+                                 f"got {dim}")
             self.lstm = nn.LSTM(dim, dim // 2, num_layers=lstm_layers, bidirectional=True, batch_first=True,
                                 dropout=dropout if lstm_layers > 1 else 0.0)
             self.lstm_norm = nn.LayerNorm(dim)
@@ -218,20 +229,23 @@ class Tagger(AttnLabModule):
         self.features: WordFeatures | None = None
         self.head: nn.Linear | None = None
         self.aux_head: nn.Linear | None = None
-        self._clock: dict[str, float] = {}
+        self._clock = ThroughputClock()
+        self._unknown_tokens = 0.0
 
     # ------------------------------------------------------------------ vocabulary (model <-> datamodule)
     def set_vocab(self, vocab: PosVocab) -> None:
         """Build the vocabulary-sized layers (embeddings, head, metrics) for ``vocab``; no-op if unchanged."""
-        if self.vocab == vocab:
-            self.vocab = vocab
-            return
-        h = self.hparams
-        self.vocab = vocab
-        self.features = WordFeatures(vocab, h.dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
-                                     h.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
+        self.set_data_state(vocab)
+
+    def unpack_data_state(self, raw: dict[str, Any]) -> PosVocab:
+        return PosVocab.from_dict(raw)
+
+    def build_from_data(self, vocab: PosVocab) -> None:
+        h, dim = self.hparams, self.encoder_config.dim
+        self.features = WordFeatures(vocab, dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
+                                     self.encoder_config.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
                                      h.get("suffix_dim", 0))
-        self.head = nn.Linear(h.dim, len(vocab.tags))
+        self.head = nn.Linear(dim, len(vocab.tags))
         if h.get("suffix_dim", 0) > 0 and self.features.suffixes is None:
             rank_zero_warn("model.suffix_dim > 0 but the vocabulary has no word endings (data.max_suffix: 0, or a "
                            "vocabulary saved before endings existed): the tagger runs without them")
@@ -239,57 +253,25 @@ class Tagger(AttnLabModule):
             if vocab.aux_tagset is None:
                 raise ValueError("model.aux_weight > 0 needs tags of a second column: set data.aux_tagset "
                                  "(e.g. xpos while data.tagset is upos)")
-            self.aux_head = nn.Linear(h.dim, len(vocab.aux_tags))
+            self.aux_head = nn.Linear(dim, len(vocab.aux_tags))
         num_tags = len(vocab.tags)
         self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})
-        self.report_metrics = nn.ModuleDict({
-            "precision": MulticlassPrecision(num_tags, average=None, ignore_index=IGNORE),
-            "recall": MulticlassRecall(num_tags, average=None, ignore_index=IGNORE),
-            "f1": MulticlassF1Score(num_tags, average=None, ignore_index=IGNORE),
+        self.report_metrics = nn.ModuleDict({  # per-tag P/R/F1 come from the shared report (apps.reports)
             "acc_known": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE),
             "acc_unknown": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE),
         })
 
-    def _datamodule(self):
-        trainer = self._trainer
-        return getattr(trainer, "datamodule", None) if trainer is not None else None
-
     def setup(self, stage: str) -> None:
-        """fit: the vocabulary of ``init_from``, else the datamodule's (built from train). Either way the
-        datamodule encodes with the tagger's vocabulary. test/predict: the checkpoint brings it (below).
+        """fit: the vocabulary of ``init_from`` (when it has one), else the datamodule's (built from train).
+        Either way the datamodule encodes with the tagger's vocabulary. test/predict: the checkpoint brings it.
         The weights of ``init_from`` are loaded afterwards, by ``AttnLabModule.prepare_fine_tuning``."""
-        dm = self._datamodule()
-        if stage == "fit" and self.init_from:
-            if not Path(self.init_from).is_file():
-                raise FileNotFoundError(f"model.init_from: checkpoint {self.init_from} does not exist")
-            checkpoint = torch.load(self.init_from, map_location="cpu", weights_only=True)
-            if "pos_vocab" in checkpoint:
-                self.set_vocab(PosVocab.from_dict(checkpoint["pos_vocab"]))
-                rank_zero_info(f"init_from {self.init_from}: keeping its vocabularies")
-            elif dm is not None and dm.vocab is not None:
-                self.set_vocab(dm.vocab)
-        elif self.vocab is None and dm is not None and getattr(dm, "vocab", None) is not None:
-            self.set_vocab(dm.vocab)
-        self._share_vocab()
-
-    def _share_vocab(self) -> None:
-        dm = self._datamodule()
-        if self.vocab is not None and dm is not None and hasattr(dm, "vocab"):
-            dm.vocab = self.vocab
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.vocab is None:
-            raise RuntimeError("Tagger has no vocabulary to save (set_vocab was never called)")
-        checkpoint["pos_vocab"] = self.vocab.to_dict()
+        self.setup_data_state(stage)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "pos_vocab" not in checkpoint:
-            raise KeyError("this checkpoint has no 'pos_vocab': it was not saved by apps.pos.Tagger")
         state = checkpoint.get("state_dict", {})
         for name in [k for k in state if ".chars.conv." in k]:  # single-width CharCNN of earlier checkpoints
             state[name.replace(".chars.conv.", ".chars.convs.0.")] = state.pop(name)
-        self.set_vocab(PosVocab.from_dict(checkpoint["pos_vocab"]))
-        self._share_vocab()
+        super().on_load_checkpoint(checkpoint)
 
     # ------------------------------------------------------------------ model
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
@@ -352,108 +334,114 @@ class Tagger(AttnLabModule):
         self.log_step(stage, loss, preds[mask], tags[mask], batch_size=int(mask.sum()))
         return loss, preds
 
-    def _tick(self, key: str) -> None:
-        self._clock[key + "_start"] = time.perf_counter()
-
-    def _tock(self, key: str, batch: dict[str, Tensor]) -> None:
-        self._clock[key + "_time"] = self._clock.get(key + "_time", 0.0) + time.perf_counter() - self._clock.pop(
-            key + "_start", time.perf_counter())
-        self._clock[key + "_tokens"] = self._clock.get(key + "_tokens", 0.0) + float(batch["mask"].sum())
-
-    def _throughput(self, key: str) -> float:
-        seconds, tokens = self._clock.pop(key + "_time", 0.0), self._clock.pop(key + "_tokens", 0.0)
-        return tokens / seconds if seconds > 0 else 0.0
-
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        self._tick("train")
+        self._clock.start("train")
 
     def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         return self._step(batch, stage)[0]
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self._tock("train", batch)  # forward, backward and optimizer step
+        self._clock.stop("train", batch["mask"].sum())  # forward, backward and optimizer step
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/tokens_per_s", self._throughput("train"))
+        self.log("train/tokens_per_s", self._clock.rate("train"))
 
     def on_test_epoch_start(self) -> None:
         for metric in self.report_metrics.values():
             metric.reset()
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._tick("test")
+        self._clock.start("test")
         _, preds = self._step(batch, "test")
-        self._tock("test", batch)
+        self._clock.stop("test", batch["mask"].sum())
         mask, tags, known = batch["mask"], batch["tags"], batch["known"]
-        for name in ("precision", "recall", "f1"):
-            self.report_metrics[name].update(preds[mask], tags[mask])
-        self.report_metrics["acc_known"].update(preds[mask & known], tags[mask & known])
-        self.report_metrics["acc_unknown"].update(preds[mask & ~known], tags[mask & ~known])
-        self._clock["unknown_tokens"] = self._clock.get("unknown_tokens", 0.0) + float((mask & ~known).sum())
+        for name, where in (("acc_known", mask & known), ("acc_unknown", mask & ~known)):
+            if bool(where.any()):  # torchmetrics refuses an empty update (a batch without unknown words)
+                self.report_metrics[name].update(preds[where], tags[where])
+        self._unknown_tokens += float((mask & ~known).sum())
 
     def on_test_epoch_end(self) -> None:
-        """Log known/unknown accuracy, macro F1 and per-tag F1; write the per-tag report next to the logs."""
-        tokens = self._clock.get("test_tokens", 0.0)
-        unknown = self._clock.pop("unknown_tokens", 0.0)
-        report = {"tokens": int(tokens), "unknown_tokens": int(unknown), "tokens_per_s": self._throughput("test")}
-        per_tag = {name: self.report_metrics[name].compute().tolist() for name in ("precision", "recall", "f1")}
+        """Log known/unknown-word accuracy (unknown: only when the test set has unknown words), macro F1 and per-tag
+        F1 (from the shared per-class report, ``apps.reports``, which also writes them next to the metrics)."""
+        tokens, unknown = self._clock.items.get("test", 0.0), self._unknown_tokens
+        self._unknown_tokens = 0.0
+        report: dict[str, Any] = {"tokens": int(tokens), "unknown_tokens": int(unknown),
+                                  "tokens_per_s": self._clock.rate("test")}
         for name in ("acc_known", "acc_unknown"):
-            report[name] = float(self.report_metrics[name].compute())
-        tags = self.vocab.tag_names
-        rows = {tags[i]: {k: per_tag[k][i] for k in per_tag} for i in range(2, len(tags))}
-        report["f1_macro"] = sum(r["f1"] for r in rows.values()) / max(1, len(rows))
-        report["per_tag"] = rows
-        self.log_dict({"test/acc_known": report["acc_known"], "test/acc_unknown": report["acc_unknown"],
-                       "test/unknown_rate": unknown / max(1.0, tokens), "test/f1_macro": report["f1_macro"],
-                       "test/tokens_per_s": report["tokens_per_s"]})
+            metric = self.report_metrics[name]
+            report[name] = float(metric.compute()) if metric.update_count else None
+        confusion = self.test_confusion
+        rows = per_class(confusion.compute(), self.vocab.tag_names) if confusion.update_count else {}
+        report["f1_macro"] = summary(rows).get("macro_f1", 0.0)
+        logged = {"test/unknown_rate": unknown / max(1.0, tokens), "test/f1_macro": report["f1_macro"],
+                  "test/tokens_per_s": report["tokens_per_s"]}
+        logged.update({f"test/{k}": report[k] for k in ("acc_known", "acc_unknown") if report[k] is not None})
+        self.log_dict(logged)
         self.log_dict({f"test/f1/{tag}": row["f1"] for tag, row in rows.items()})
-        self._write_report(report)
-
-    def _write_report(self, report: dict[str, Any]) -> None:
-        from apps.cli import write_atomic  # here: apps.cli imports this module
-
-        lines = [f"{'tag':<8} {'precision':>9} {'recall':>9} {'f1':>9}"]
-        lines += [f"{tag:<8} {r['precision']:>9.4f} {r['recall']:>9.4f} {r['f1']:>9.4f}"
-                  for tag, r in report["per_tag"].items()]
-        lines.append(f"known-word acc {report['acc_known']:.4f}, unknown-word acc {report['acc_unknown']:.4f} "
-                     f"({report['unknown_tokens']} of {report['tokens']} words unknown), "
-                     f"{report['tokens_per_s']:.0f} tokens/s")
         self.test_report = report
-        if self.trainer.is_global_zero:
-            # next to the checkpoint, like the CLI's metrics JSON; in the log dir without one
-            ckpt = self.trainer.ckpt_path
-            base = Path(ckpt).with_suffix("") if ckpt else Path(self.trainer.log_dir or ".") / "test"
-            out = base.parent / f"{base.name}.pos_report"
-            write_atomic(Path(f"{out}.json"), json.dumps(report, indent=2) + "\n")
-            write_atomic(Path(f"{out}.txt"), "\n".join(lines) + "\n")
-            self.report_path = Path(f"{out}.txt")
-            rank_zero_info("\n".join(lines) + f"\nreport saved to {out}.txt / .json")
+        known = "n/a" if report["acc_known"] is None else f"{report['acc_known']:.4f}"
+        unknown_acc = "n/a" if report["acc_unknown"] is None else f"{report['acc_unknown']:.4f}"
+        rank_zero_info(f"known-word acc {known}, unknown-word acc {unknown_acc} ({report['unknown_tokens']} of "
+                       f"{report['tokens']} words unknown), {report['tokens_per_s']:.0f} tokens/s")
+
+    def class_names(self) -> list[str] | None:
+        return self.vocab.tag_names if self.vocab is not None else None
+
+    def report_extras(self) -> dict[str, Any]:
+        """Known/unknown-word accuracy, word counts and tokens/s of the test (``on_test_epoch_end``)."""
+        return dict(getattr(self, "test_report", {}))
 
     # ------------------------------------------------------------------ predict
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: dict[int, list[str]] = {}
+    @staticmethod
+    def best_tags(logits: Tensor) -> Tensor:
+        """The most likely real tag per word: ids 0 and 1 (``<pad>``, ``<unk>``) are never written as a tag."""
+        return logits.detach().clone().index_fill_(-1, torch.tensor([0, 1], device=logits.device),
+                                                   float("-inf")).argmax(-1)
 
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
-        preds = self(batch).argmax(-1)
+        preds = self.best_tags(self(batch))
         lengths = batch["mask"].sum(1).tolist()
         tags = self.vocab.tag_names
-        out = [(int(i), [tags[t] for t in p[:n].tolist()])
-               for i, p, n in zip(batch["index"].tolist(), preds, lengths, strict=True)]
-        self._predicted.update(out)
-        return out
+        return [(int(i), [tags[t] for t in p[:n].tolist()])
+                for i, p, n in zip(batch["index"].tolist(), preds, lengths, strict=True)]
 
-    def on_predict_epoch_end(self) -> None:
-        """Write the predict input back as CoNLL-U with the tag column filled (path: data.predict_output)."""
-        dm = self._datamodule()
+    def format_predictions(self, outputs: list[list[tuple[int, list[str]]]]) -> list[tuple[Path, str]]:
+        """The predict input written back as CoNLL-U with the tag column filled (path: data.predict_output)."""
+        dm = self.datamodule()
         if dm is None or not hasattr(dm, "render_predictions"):
-            return
-        from apps.cli import write_atomic  # here: apps.cli imports this module
+            return []
+        predicted = dict(item for batch in outputs for item in batch)
+        out = self.prediction_path(dm.predict_output, dm.output_path().name)
+        return [(out, dm.render_predictions(predicted, self.vocab.tagset))]
 
-        text = dm.render_predictions(self._predicted, self.vocab.tagset)
-        out = dm.output_path()
-        if self.trainer.is_global_zero:
-            write_atomic(out, text)
-            rank_zero_info(f"tagged {len(self._predicted)} sentences ({self.vocab.tagset}) -> {out}")
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        """``forward(batch)`` on a dict of encoded sentences (``datamodules.pos.collate`` of ``vocab.encode``):
+        sentences, words and characters per word are dynamic, up to ``max_len`` words (no windows)."""
+        if self.vocab is None or self.lstm is not None:
+            raise ValueError("export: the tagger needs a vocabulary and backbone: attention (the BiLSTM's packed "
+                             "sequences do not trace)")
+        generator = torch.Generator().manual_seed(batch * 31 + length)
+        words = self.vocab.words.itos[2:] or ["word"]
+        picks = torch.randint(0, len(words), (batch, length), generator=generator).tolist()
+        sentences = [[words[i] for i in row[: length - (k % 2) * (length // 2)]] for k, row in enumerate(picks)]
+        encoded = collate([(i, self.vocab.encode(s)) for i, s in enumerate(sentences)])
+        inputs = {k: encoded[k] for k in ("words", "chars", "shapes", "suffixes", "mask") if k in encoded}
+        dims = {k: {d: Dim.DYNAMIC if d < 2 else Dim.AUTO for d in range(v.dim())} for k, v in inputs.items()}
+        notes = {"inputs": "batch: dict of words, shapes, mask (B, L), chars (B, L, C) and, with word endings, "
+                           "suffixes (B, L, S): datamodules.pos.collate of pos_vocab.encode(sentence)",
+                 "outputs": "logits (B, L, tags); tag names: pos_vocab tags (ids 0, 1: <pad>, <unk>)"}
+        return ExportSpec(self, (inputs,), {"batch": dims}, notes)
+
+    # ------------------------------------------------------------------ explain
+    def explain_batch(self, loader: Any) -> dict[str, Tensor]:
+        return first_batch_with_length(loader)
+
+    def explain_figures(self, batch: dict[str, Tensor], out: Path, example: int) -> list[Path]:
+        return draw_tagger(self, self.datamodule(), batch, out, example)
+
+    def predict_items(self, items: list[str | list[str]]) -> list[list[str]]:
+        """Sentences (strings split at whitespace, or token lists) -> their tags (``tag``)."""
+        return self.tag([s.split() if isinstance(s, str) else list(s) for s in items])
 
     @torch.no_grad()
     def tag(self, sentences: list[list[str]], batch_size: int = 64) -> list[list[str]]:
@@ -468,7 +456,7 @@ class Tagger(AttnLabModule):
                 chunk = sentences[b:b + batch_size]
                 batch = collate([(i, self.vocab.encode(s)) for i, s in enumerate(chunk)])
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                preds = self(batch).argmax(-1).tolist()
+                preds = self.best_tags(self(batch)).tolist()
                 result += [[names[t] for t in p[:len(s)]] for p, s in zip(preds, chunk, strict=True)]
         finally:
             self.train(was_training)

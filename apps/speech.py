@@ -13,18 +13,17 @@ and travel in every checkpoint (``speech_meta``), so a checkpoint alone can labe
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
+from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import AttentionPooling, Encoder, Full, Pattern, StreamingEncoder, Truncated, masked_mean
+from core import AttentionPooling, Encoder, EncoderConfig, Full, Pattern, StreamingEncoder, Truncated, masked_mean
 from datamodules.speech import (
     IGNORE,
     FeatureExtractor,
@@ -33,9 +32,12 @@ from datamodules.speech import (
     WindowedStream,
     iter_blocks,
     merge_frames,
+    read_audio,
 )
 
-from .base import AttnLabModule, OptimConfig
+from .base import AttnLabModule, OptimConfig, ThroughputClock
+from .export import ExportSpec
+from .speech_figures import draw_speech
 
 
 def splice(features: Tensor, mask: Tensor, context: int) -> Tensor:
@@ -82,6 +84,11 @@ class ContextMLP(nn.Module):
         return self.net(splice(features, mask, self.context))
 
 
+# both speech apps' default encoder: relative positions up to ±32 frames
+SPEECH_ENCODER = EncoderConfig(dim=128, depth=4, num_heads=4, mlp_ratio=2.0, dropout=0.1, position="relative",
+                               max_relative_distance=32)
+
+
 class SpeechModule(AttnLabModule):
     """What both speech apps share: the meta handshake with the datamodule, input projection and encoder.
 
@@ -92,67 +99,102 @@ class SpeechModule(AttnLabModule):
 
     monitor = "val/acc"
     monitor_mode = "max"
-    meta_key = "speech_meta"
+    data_state_key = "speech_meta"  # the label inventory and feature settings of the training data
+    data_state_attr = "meta"
 
-    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float, dropout: float, attn_dropout: float,
-                 drop_path: float, position: Literal["relative", "rotary"], max_relative_distance: int,
-                 pattern: Pattern, input_context: int, optim: OptimConfig | None, compile: bool,
-                 **fine_tuning: Any) -> None:
-        super().__init__(optim=optim, compile=compile, **fine_tuning)
-        if position not in ("relative", "rotary"):
-            raise ValueError(f"model.position must be 'relative' or 'rotary' (frames are compared by distance), "
-                             f"got {position!r}")
+    def __init__(
+        self,
+        encoder: EncoderConfig = SPEECH_ENCODER,
+        pattern: Pattern = Truncated(32, 32),
+        input_context: int = 0,
+        label_smoothing: float = 0.0,
+        init_from: str | None = None,
+        freeze: str | list[str] | None = None,
+        head_lr_scale: float = 1.0,
+        backbone_lr_scale: float = 1.0,
+        optim: OptimConfig | None = None,
+        compile: bool = False,
+    ) -> None:
+        """The options both speech apps take (each app adds its own and passes these on as ``**shared``).
+
+        Args:
+            encoder: the encoder (core.EncoderConfig); position relative (Shaw, max_relative_distance frames) or
+                rotary; its dropout also drops the projected inputs and the head's input
+            pattern: which frames attend to which: core.Truncated(left, right) in frames, or core.Full
+            input_context: frames on each side spliced into each input vector
+            label_smoothing: of the training cross-entropy
+            init_from: checkpoint (or bare state dict) to start a fit from (fine-tuning, see AttnLabModule)
+            freeze: "backbone", fnmatch patterns of parameter names, or none: the parameters not trained
+            head_lr_scale: multiplier of optim.lr for the head (and for what init_from could not load)
+            backbone_lr_scale: multiplier of optim.lr for every other parameter
+            optim: optimiser and schedule (OptimConfig)
+            compile: torch.compile the encoder
+        """
+        super().__init__(optim=optim, compile=compile, init_from=init_from, freeze=freeze,
+                         head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
+        self.save_hyperparameters()  # with the calling app's own arguments (Lightning collects both frames)
+        if encoder.position not in ("relative", "rotary"):
+            raise ValueError(f"model.encoder.position must be 'relative' or 'rotary' (frames are compared by "
+                             f"distance), got {encoder.position!r}")
         if not isinstance(pattern, (Truncated, Full)):
             raise ValueError(f"model.pattern must be core.Truncated or core.Full, got {pattern!r}")
         if input_context < 0:
             raise ValueError(f"model.input_context must be >= 0, got {input_context}")
         self.pattern, self.input_context = pattern, input_context
-        self.dim = dim
-        self.encoder_args = {"dim": dim, "depth": depth, "num_heads": num_heads, "mlp_ratio": mlp_ratio,
-                             "dropout": dropout, "attn_dropout": attn_dropout, "drop_path": drop_path,
-                             "position": position, "max_relative_distance": max_relative_distance}
-        self.drop = nn.Dropout(dropout)
+        self.encoder_config, self.label_smoothing = encoder, label_smoothing
+        self.dim = encoder.dim
+        self.drop = nn.Dropout(encoder.dropout)
         self.meta: SpeechMeta | None = None
         self.input: nn.Linear | None = None
-        self._clock: dict[str, float] = {}
+        self._clock = ThroughputClock()
 
     # ------------------------------------------------------------------ meta (model <-> datamodule)
     def set_meta(self, meta: SpeechMeta) -> None:
         """Build the layers whose size depends on the data (input projection, head, metrics); no-op if unchanged."""
-        if self.meta == meta:
-            self.meta = meta
-            return
-        self.meta = meta
+        self.set_data_state(meta)
+
+    def build_from_data(self, meta: SpeechMeta) -> None:
         self.build(meta)
 
     def build(self, meta: SpeechMeta) -> None:
         raise NotImplementedError
 
-    def _datamodule(self):
-        trainer = self._trainer
-        return getattr(trainer, "datamodule", None) if trainer is not None else None
+    def unpack_data_state(self, raw: dict[str, Any]) -> SpeechMeta:
+        return SpeechMeta.from_dict(raw)
 
     def setup(self, stage: str) -> None:
-        dm = self._datamodule()
-        if self.meta is None and dm is not None and getattr(dm, "meta", None) is not None:
-            self.set_meta(dm.meta)
-        self._share_meta()
+        self.setup_data_state(stage)
 
-    def _share_meta(self) -> None:
-        dm = self._datamodule()
-        if self.meta is not None and dm is not None and hasattr(dm, "meta"):
-            dm.meta = self.meta
+    def explain_figures(self, batch: dict[str, Tensor], out: Path, example: int) -> list[Path]:
+        return draw_speech(self, self.datamodule(), batch, out, example)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.meta is None:
-            raise RuntimeError(f"{type(self).__name__} has no label inventory to save (set_meta was never called)")
-        checkpoint[self.meta_key] = self.meta.to_dict()
+    def class_names(self) -> list[str] | None:
+        return list(self.meta.labels) if self.meta is not None else None
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.meta_key not in checkpoint:
-            raise KeyError(f"this checkpoint has no {self.meta_key!r}: it was not saved by apps.speech")
-        self.set_meta(SpeechMeta.from_dict(checkpoint[self.meta_key]))
-        self._share_meta()
+    def item_features(self, items: list[Any]) -> tuple[Tensor, Tensor]:
+        """Audio paths or mono waveforms (at the model's sample rate) -> padded normalised features and mask."""
+        meta = self._require_meta()
+        extract = FeatureExtractor(meta.features)
+        waves = [read_audio(Path(w), meta.features.sample_rate)[0] if not isinstance(w, Tensor) else w for w in items]
+        feats = [meta.normalise(extract(w.float())) for w in waves]
+        length = max(1, *(f.size(0) for f in feats))
+        features = torch.zeros(len(feats), length, meta.features.dim)
+        mask = torch.zeros(len(feats), length, dtype=torch.bool)
+        for i, f in enumerate(feats):
+            features[i, :f.size(0)], mask[i, :f.size(0)] = f, True
+        return features.to(self.device), mask.to(self.device)
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        """``forward(features, mask)`` on normalised features; batch and frame count are dynamic."""
+        meta = self._require_meta()
+        features = torch.randn(batch, length, meta.features.dim, generator=torch.Generator().manual_seed(length))
+        mask = torch.ones(batch, length, dtype=torch.bool)
+        mask[-1, max(1, length // 2):] = False
+        dims = {"features": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}, "mask": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}}
+        notes = {"inputs": "features (B, T, F) float: the speech_meta feature settings, normalised with its mean "
+                           "and std; mask (B, T) bool, True = real frame",
+                 "outputs": "logits (B, T, labels) per frame (FrameClassifier) or (B, labels) (UtteranceClassifier)"}
+        return ExportSpec(self, (features, mask), dims, notes, backend="dense")
 
     def _require_meta(self) -> SpeechMeta:
         if self.meta is None:
@@ -167,74 +209,59 @@ class SpeechModule(AttnLabModule):
         return self.encoder(x, pattern=self.pattern, padding_mask=mask, return_weights=return_weights)
 
     # ------------------------------------------------------------------ throughput
-    def on_train_epoch_start(self) -> None:
-        self._clock = {"start": time.perf_counter(), "frames": 0.0}
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self._clock.start("train")
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self._clock["frames"] = self._clock.get("frames", 0.0) + float(batch["mask"].sum())
+        self._clock.stop("train", batch["mask"].sum())  # forward, backward and optimizer step
 
     def on_train_epoch_end(self) -> None:
-        seconds = time.perf_counter() - self._clock.get("start", time.perf_counter())
-        self.log("train/frames_per_s", self._clock.get("frames", 0.0) / max(seconds, 1e-9))
+        self.log("train/frames_per_s", self._clock.rate("train"))
 
 
 class FrameClassifier(SpeechModule):
     """One phone per 10 ms frame. Batches: dicts from ``datamodules.speech`` (features, mask, labels, index).
 
-    ``pattern``: ``core.Truncated(left, right)`` in frames (or ``core.Full``); ``position``: "relative" (Shaw,
-    ``max_relative_distance`` frames) or "rotary". ``encoder: context_mlp`` ignores the attention settings and
+    Shared options (``encoder``, ``pattern``, ``input_context``, ...): see ``SpeechModule.__init__``.
+    ``backbone: context_mlp`` ignores the encoder's attention settings (it uses ``encoder.dropout``) and
     uses ``context`` / ``mlp_hidden`` / ``mlp_layers``. Padding and unlabelled frames count in neither loss nor
     accuracy. ``predict`` writes ``<id>.frames`` (one phone per frame) and ``<id>.PHN`` (merged segments
     ``start end phone`` in samples of the audio) per utterance into ``data.predict_output``.
+
+    Args:
+        backbone: attention (the encoder) or context_mlp (an MLP over stacked frames, the hybrid-system baseline)
+        context: frames on each side the context_mlp sees
+        mlp_hidden: width of the context_mlp's hidden layers
+        mlp_layers: hidden layers of the context_mlp
     """
 
     def __init__(
         self,
-        dim: int = 128,
-        depth: int = 4,
-        num_heads: int = 4,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.0,
-        position: Literal["relative", "rotary"] = "relative",
-        max_relative_distance: int = 32,
-        pattern: Pattern = Truncated(32, 32),
-        input_context: int = 0,
-        encoder: Literal["attention", "context_mlp"] = "attention",
+        backbone: Literal["attention", "context_mlp"] = "attention",
         context: int = 5,
         mlp_hidden: int = 512,
         mlp_layers: int = 2,
-        label_smoothing: float = 0.0,
-        init_from: str | None = None,
-        freeze: str | list[str] | None = None,
-        head_lr_scale: float = 1.0,
-        backbone_lr_scale: float = 1.0,
-        optim: OptimConfig | None = None,
-        compile: bool = False,
+        **shared: Any,
     ) -> None:
-        super().__init__(dim, depth, num_heads, mlp_ratio, dropout, attn_dropout, drop_path, position,
-                         max_relative_distance, pattern, input_context, optim, compile, init_from=init_from,
-                         freeze=freeze, head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
-        self.save_hyperparameters()
-        if encoder not in ("attention", "context_mlp"):
-            raise ValueError(f"model.encoder must be 'attention' or 'context_mlp', got {encoder!r}")
+        super().__init__(**shared)
+        if backbone not in ("attention", "context_mlp"):
+            raise ValueError(f"model.backbone must be 'attention' or 'context_mlp', got {backbone!r}")
         if context < 0 or mlp_layers < 0 or mlp_hidden < 1:
             raise ValueError(f"model.context ({context}) and model.mlp_layers ({mlp_layers}) must be >= 0, "
                              f"model.mlp_hidden ({mlp_hidden}) >= 1")
-        self.encoder_kind = encoder
-        self.encoder = Encoder(**self.encoder_args) if encoder == "attention" else None
+        self.encoder_kind = backbone
+        self.encoder = Encoder(self.encoder_config) if backbone == "attention" else None
         self.head: nn.Linear | None = None
         self.context_mlp: ContextMLP | None = None
 
     def build(self, meta: SpeechMeta) -> None:
         h, num_classes = self.hparams, len(meta.labels)
         if self.encoder_kind == "attention":
-            self.input = nn.Linear(meta.features.dim * (2 * h.input_context + 1), h.dim)
-            self.head = nn.Linear(h.dim, num_classes)
+            self.input = nn.Linear(meta.features.dim * (2 * self.input_context + 1), self.dim)
+            self.head = nn.Linear(self.dim, num_classes)
         else:
             self.context_mlp = ContextMLP(meta.features.dim, num_classes, h.context, h.mlp_hidden, h.mlp_layers,
-                                          h.dropout)
+                                          self.encoder_config.dropout)
         self.setup_metrics({"acc": MulticlassAccuracy(num_classes, average="micro", ignore_index=IGNORE)})
         self.region_metrics = nn.ModuleDict({region: MulticlassAccuracy(num_classes, average="micro")
                                              for region in ("boundary", "interior")})
@@ -249,7 +276,7 @@ class FrameClassifier(SpeechModule):
     def _step(self, batch: dict[str, Tensor], stage: str) -> tuple[Tensor, Tensor]:
         logits = self(batch["features"], batch["mask"])
         labels, mask = batch["labels"], batch["mask"]
-        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        smoothing = self.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE,
                                label_smoothing=smoothing)
         preds = logits.argmax(-1)
@@ -276,32 +303,32 @@ class FrameClassifier(SpeechModule):
             metric.reset()
 
     # ------------------------------------------------------------------ predict
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: dict[int, list[str]] = {}
-
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
         labels = self._require_meta().labels
         preds = self(batch["features"], batch["mask"]).argmax(-1)
-        out = [(int(i), [labels[t] for t in p[:int(n)].tolist()])
-               for i, p, n in zip(batch["index"].tolist(), preds, batch["mask"].sum(1), strict=True)]
-        self._predicted.update(out)
-        return out
+        return [(int(i), [labels[t] for t in p[:int(n)].tolist()])
+                for i, p, n in zip(batch["index"].tolist(), preds, batch["mask"].sum(1), strict=True)]
 
-    def on_predict_epoch_end(self) -> None:
+    def format_predictions(self, outputs: list[list[tuple[int, list[str]]]]) -> list[tuple[Path, str]]:
         """Per utterance: ``<id>.frames`` (frame t on line t+1) and ``<id>.PHN`` (segments in audio samples)."""
-        dm = self._datamodule()
+        dm = self.datamodule()
         if dm is None or not hasattr(dm, "output_path"):
-            return
-        from apps.cli import write_atomic  # here: apps.cli imports this module
+            return []
+        out, cfg = self.prediction_path(dm.predict_output, dm.output_path().name), self._require_meta().features
+        files = []
+        for index, labels in sorted((item for batch in outputs for item in batch), key=lambda item: item[0]):
+            p = dm.item("predict", index)
+            segments = merge_frames(labels, cfg, p.audio_rate, p.num_samples)
+            files.append((out / f"{p.utt.id}.frames", "\n".join(labels) + "\n"))
+            files.append((out / f"{p.utt.id}.PHN", "".join(f"{s} {e} {lab}\n" for s, e, lab in segments)))
+        return files
 
-        out, cfg = dm.output_path(), self._require_meta().features
-        if self.trainer.is_global_zero:
-            for index, labels in sorted(self._predicted.items()):
-                p = dm.item("predict", index)
-                segments = merge_frames(labels, cfg, p.audio_rate, p.num_samples)
-                write_atomic(out / f"{p.utt.id}.frames", "\n".join(labels) + "\n")
-                write_atomic(out / f"{p.utt.id}.PHN", "".join(f"{s} {e} {lab}\n" for s, e, lab in segments))
-            rank_zero_info(f"labelled {len(self._predicted)} recordings frame by frame -> {out}/")
+    def predict_items(self, items: list[Any]) -> list[list[str]]:
+        """Audio paths or waveforms -> one phone label per frame of each."""
+        features, mask = self.item_features(items)
+        labels = self._require_meta().labels
+        preds = self(features, mask).argmax(-1)
+        return [[labels[t] for t in p[:int(n)].tolist()] for p, n in zip(preds, mask.sum(1), strict=True)]
 
     # ------------------------------------------------------------------ streaming
     @torch.no_grad()
@@ -313,8 +340,8 @@ class FrameClassifier(SpeechModule):
         input frames and, per encoder block, ``left + right`` vectors (see ``core.streaming``)."""
         self._require_meta()
         if self.encoder is None or not isinstance(self.pattern, Truncated):
-            raise ValueError("streaming needs model.encoder: attention with a core.Truncated pattern "
-                             f"(bounded context), got encoder={self.encoder_kind!r}, pattern={self.pattern!r}")
+            raise ValueError("streaming needs model.backbone: attention with a core.Truncated pattern "
+                             f"(bounded context), got backbone={self.encoder_kind!r}, pattern={self.pattern!r}")
         was_training = self.training
         self.eval()
         try:
@@ -360,46 +387,31 @@ class UtteranceClassifier(SpeechModule):
     """One label per recording (spoken digits, keywords): the encoder, then ``pooling`` -> linear head.
 
     ``pooling: attention`` is a learned query per head over the frames (``core.AttentionPooling``, ``pool_heads``);
-    ``mean`` averages the real frames. ``predict`` writes ``id<TAB>label<TAB>probability`` lines to
+    ``mean`` averages the real frames. Shared options (``encoder``, ``pattern``, ...): see
+    ``SpeechModule.__init__``. ``predict`` writes ``id<TAB>label<TAB>probability`` lines to
     ``data.predict_output``.
+
+    Args:
+        pooling: attention (a learned query per head over the frames) or mean (of the real frames)
+        pool_heads: heads of the attention pooling
     """
 
     def __init__(
         self,
-        dim: int = 128,
-        depth: int = 4,
-        num_heads: int = 4,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.1,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.0,
-        position: Literal["relative", "rotary"] = "relative",
-        max_relative_distance: int = 32,
-        pattern: Pattern = Truncated(32, 32),
-        input_context: int = 0,
         pooling: Literal["attention", "mean"] = "attention",
         pool_heads: int = 4,
-        label_smoothing: float = 0.0,
-        init_from: str | None = None,
-        freeze: str | list[str] | None = None,
-        head_lr_scale: float = 1.0,
-        backbone_lr_scale: float = 1.0,
-        optim: OptimConfig | None = None,
-        compile: bool = False,
+        **shared: Any,
     ) -> None:
-        super().__init__(dim, depth, num_heads, mlp_ratio, dropout, attn_dropout, drop_path, position,
-                         max_relative_distance, pattern, input_context, optim, compile, init_from=init_from,
-                         freeze=freeze, head_lr_scale=head_lr_scale, backbone_lr_scale=backbone_lr_scale)
-        self.save_hyperparameters()
+        super().__init__(**shared)
         if pooling not in ("attention", "mean"):
             raise ValueError(f"model.pooling must be 'attention' or 'mean', got {pooling!r}")
-        self.encoder = Encoder(**self.encoder_args)
-        self.pool = AttentionPooling(dim, pool_heads) if pooling == "attention" else None
+        self.encoder = Encoder(self.encoder_config)
+        self.pool = AttentionPooling(self.dim, pool_heads) if pooling == "attention" else None
         self.head: nn.Linear | None = None
 
     def build(self, meta: SpeechMeta) -> None:
-        self.input = nn.Linear(meta.features.dim * (2 * self.input_context + 1), self.hparams.dim)
-        self.head = nn.Linear(self.hparams.dim, len(meta.labels))
+        self.input = nn.Linear(meta.features.dim * (2 * self.input_context + 1), self.dim)
+        self.head = nn.Linear(self.dim, len(meta.labels))
         self.setup_metrics({"acc": MulticlassAccuracy(len(meta.labels), average="micro")})
 
     def forward(self, features: Tensor, mask: Tensor) -> Tensor:
@@ -415,32 +427,31 @@ class UtteranceClassifier(SpeechModule):
     def shared_step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
         logits = self(batch["features"], batch["mask"])
         labels = batch["labels"]
-        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        smoothing = self.label_smoothing if stage == "train" else 0.0
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         self.log_step(stage, loss, logits.argmax(-1), labels, batch_size=labels.size(0))
         return loss
-
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: dict[int, tuple[str, float]] = {}
 
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, str, float]]:
         labels = self._require_meta().labels
         probs = self(batch["features"], batch["mask"]).softmax(-1)
         best, ids = probs.max(-1)
-        out = [(int(i), labels[k], float(p)) for i, k, p in zip(batch["index"].tolist(), ids.tolist(),
-                                                                  best.tolist(), strict=True)]
-        self._predicted.update({i: (lab, p) for i, lab, p in out})
-        return out
+        return [(int(i), labels[k], float(p)) for i, k, p in zip(batch["index"].tolist(), ids.tolist(),
+                                                                   best.tolist(), strict=True)]
 
-    def on_predict_epoch_end(self) -> None:
-        dm = self._datamodule()
+    def predict_items(self, items: list[Any]) -> list[tuple[str, float]]:
+        """Audio paths or waveforms -> (label, probability) each."""
+        features, mask = self.item_features(items)
+        labels = self._require_meta().labels
+        prob, index = self(features, mask).softmax(-1).max(-1)
+        return [(labels[i], p) for i, p in zip(index.tolist(), prob.tolist(), strict=True)]
+
+    def format_predictions(self, outputs: list[list[tuple[int, str, float]]]) -> list[tuple[Path, str]]:
+        """``id, label, probability`` per recording, one TSV file."""
+        dm = self.datamodule()
         if dm is None or not hasattr(dm, "output_path"):
-            return
-        from apps.cli import write_atomic  # here: apps.cli imports this module
-
-        out = dm.output_path()
-        if self.trainer.is_global_zero:
-            rows = [f"{dm.item('predict', i).utt.id}\t{lab}\t{p:.4f}\n"
-                    for i, (lab, p) in sorted(self._predicted.items())]
-            write_atomic(out, "id\tlabel\tprobability\n" + "".join(rows))
-            rank_zero_info(f"labelled {len(rows)} recordings -> {out}")
+            return []
+        rows = [f"{dm.item('predict', i).utt.id}\t{lab}\t{p:.4f}\n"
+                for i, lab, p in sorted((item for batch in outputs for item in batch), key=lambda item: item[0])]
+        out = self.prediction_path(dm.predict_output, dm.output_path().name)
+        return [(out, "id\tlabel\tprobability\n" + "".join(rows))]

@@ -22,16 +22,23 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
+from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 from torchvision.transforms import v2
 
-from core import Encoder, Full, Pattern, sinusoidal_2d
+from core import Encoder, EncoderConfig, Full, Pattern, sinusoidal_2d
 
 from .base import AttnLabModule, OptimConfig
+from .export import ExportSpec
+from .vision_figures import draw_vision, one_image_per_class
+from .vision_inputs import prepare_images
 
 Backbone = Literal["vit", "resnet"]
+# ``ViT``'s encoder when none is given: ViT-Ti-like, LayerNorm epsilon 1e-6 as torchvision/timm
+VIT_ENCODER = EncoderConfig(dim=192, depth=6, num_heads=3, norm_eps=1e-6)
+# ``ViTClassifier``'s default: narrower MLPs and stochastic depth, for training from scratch on small data
+VIT_CLASSIFIER_ENCODER = VIT_ENCODER.replace(mlp_ratio=2.0, drop_path=0.1)
 
 
 class ViT(nn.Module):
@@ -40,18 +47,21 @@ class ViT(nn.Module):
     ``pool``: "cls" (a learned class token, as ViT) or "mean" (average of the patch outputs).
     ``position``: "learned" (a trained table, torchvision's ``pos_embedding``) or "sinusoidal" (fixed 2-D
     table: half the dimensions encode the row, half the column; the class token gets none).
-    ``norm_eps``: LayerNorm epsilon, 1e-6 as in torchvision/timm ViTs.
+    ``encoder``: the ``core.EncoderConfig`` of the blocks (its ``dropout`` also drops the embedded tokens);
+    None = ``VIT_ENCODER`` (ViT-Ti-like: 192 wide, 6 blocks, 3 heads, LayerNorm epsilon 1e-6 as in
+    torchvision/timm ViTs; give ``norm_eps=1e-6`` in your own config to keep that).
     ``stem``: "patch" (one convolution with kernel = stride = patch size: the ViT patch embedding) or "conv"
     (CCT's convolutional tokenizer: a 3x3 convolution, ReLU, then max-pooling over each patch; every token then
     also sees its neighbourhood, which small data sets such as 8x8 digits need).
     """
 
-    def __init__(self, image_size: int, patch_size: int, in_channels: int, num_classes: int, dim: int = 192,
-                 depth: int = 6, num_heads: int = 3, mlp_ratio: float = 4.0, dropout: float = 0.0,
-                 attn_dropout: float = 0.0, drop_path: float = 0.0, pool: Literal["cls", "mean"] = "cls",
-                 position: Literal["learned", "sinusoidal"] = "learned", norm_eps: float = 1e-6,
-                 pattern: Pattern | None = None, stem: Literal["patch", "conv"] = "patch") -> None:
+    def __init__(self, image_size: int, patch_size: int, in_channels: int, num_classes: int,
+                 encoder: EncoderConfig | None = None, pool: Literal["cls", "mean"] = "cls",
+                 position: Literal["learned", "sinusoidal"] = "learned", pattern: Pattern | None = None,
+                 stem: Literal["patch", "conv"] = "patch") -> None:
         super().__init__()
+        encoder = VIT_ENCODER if encoder is None else encoder
+        dim = encoder.dim
         if image_size % patch_size:
             raise ValueError(f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
         if pool not in ("cls", "mean"):
@@ -77,9 +87,8 @@ class ViT(nn.Module):
         else:
             table = torch.cat([torch.zeros(self.num_prefix, dim), sinusoidal_2d(self.grid, self.grid, dim)])
             self.register_buffer("pos_embed", table.unsqueeze(0), persistent=False)
-        self.drop = nn.Dropout(dropout)
-        self.encoder = Encoder(dim, depth, num_heads, mlp_ratio=mlp_ratio, dropout=dropout,
-                               attn_dropout=attn_dropout, drop_path=drop_path, norm_eps=norm_eps)
+        self.drop = nn.Dropout(encoder.dropout)
+        self.encoder = Encoder(encoder)
         self.head = nn.Linear(dim, num_classes)
         self._init_weights()
 
@@ -134,10 +143,11 @@ class ViT(nn.Module):
         first = model.encoder.layers[0]
         config = dict(image_size=model.image_size, patch_size=model.patch_size,
                       in_channels=model.conv_proj.in_channels, num_classes=model.num_classes,
-                      dim=model.hidden_dim, depth=len(model.encoder.layers), num_heads=first.num_heads,
-                      mlp_ratio=model.mlp_dim / model.hidden_dim, dropout=model.dropout,
-                      attn_dropout=model.attention_dropout, pool="cls", position="learned",
-                      norm_eps=first.ln_1.eps)
+                      encoder=EncoderConfig(dim=model.hidden_dim, depth=len(model.encoder.layers),
+                                            num_heads=first.num_heads, mlp_ratio=model.mlp_dim / model.hidden_dim,
+                                            dropout=model.dropout, attn_dropout=model.attention_dropout,
+                                            norm_eps=first.ln_1.eps),
+                      pool="cls", position="learned")
         vit = cls(**{**config, **overrides})
         vit.load_state_dict(torchvision_state_dict(model.state_dict()), strict=True)
         return vit
@@ -223,19 +233,31 @@ def small_resnet18(in_channels: int, num_classes: int) -> nn.Module:
 class ViTClassifier(AttnLabModule):
     """Classify images with a ViT (or ``backbone: resnet``). Batches: (images (B, C, H, W), labels (B,)).
 
-    ``image_size`` / ``in_channels`` / ``num_classes``: None reads them from the datamodule at setup; the
-    resolved values are saved with the checkpoint. ``label_smoothing``, ``mixup_alpha``, ``cutmix_alpha``
-    (0 = off; both on: one of the two per batch) regularise training from scratch on small data.
-    ``stem``: the ViT's patch embedding, see ``ViT``.
-    Fine-tuning: ``init_from`` (see the module doc), ``freeze`` ("none", "backbone" = all but the head, or
-    a list of parameter-name patterns), ``layer_decay`` (lr of block i = lr · decay^(depth - i), the head
-    at the full lr; 1 = off), ``head_lr_scale`` / ``backbone_lr_scale`` (lr multipliers); the mechanism is
-    ``AttnLabModule``'s, this app adds torchvision sources and position interpolation.
+    Sizes read from the datamodule are saved with the checkpoint. Fine-tuning: ``init_from`` also takes
+    ``torchvision:<vit>[=weights.pth]`` (see the module doc); the mechanism is ``AttnLabModule``'s.
+
+    Args:
+        backbone: vit (patches + core.Encoder) or resnet (torchvision's ResNet-18 for small images)
+        image_size: side of the (square) images; None reads it from the datamodule at setup
+        in_channels: image channels; None reads them from the datamodule
+        num_classes: classes; None reads them from the datamodule
+        patch_size: side of a patch (image_size must be a multiple)
+        encoder: the ViT's blocks (core.EncoderConfig: dim, depth, num_heads, mlp_ratio, dropout, drop_path, ...)
+        pool: cls (a learned class token) or mean (average of the patch outputs)
+        position: learned table or fixed 2-D sinusoidal positions (see ViT)
+        stem: patch (one convolution per patch) or conv (CCT's 3x3 convolution + max-pool, for tiny images)
+        pattern: which patches attend to which (core pattern, default Full)
+        label_smoothing: of the training cross-entropy
+        mixup_alpha: MixUp strength, 0 = off (with cutmix_alpha: one of the two per batch)
+        cutmix_alpha: CutMix strength, 0 = off
+        layer_decay: lr of block i = lr * decay^(depth - i), the head at the full lr; 1 = off
     """
 
     monitor = "val/acc"
     monitor_mode = "max"
     app_name = "vision"
+    data_state_key = "vision_data"  # class names + normalisation statistics of the training images
+    data_state_attr = "stats"
 
     def __init__(
         self,
@@ -244,16 +266,9 @@ class ViTClassifier(AttnLabModule):
         in_channels: int | None = None,
         num_classes: int | None = None,
         patch_size: int = 4,
-        dim: int = 192,
-        depth: int = 6,
-        num_heads: int = 3,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.1,
+        encoder: EncoderConfig = VIT_CLASSIFIER_ENCODER,
         pool: Literal["cls", "mean"] = "cls",
         position: Literal["learned", "sinusoidal"] = "learned",
-        norm_eps: float = 1e-6,
         stem: Literal["patch", "conv"] = "patch",
         pattern: Pattern = Full(),
         label_smoothing: float = 0.1,
@@ -278,8 +293,9 @@ class ViTClassifier(AttnLabModule):
             raise ValueError(f"model.mixup_alpha and model.cutmix_alpha must be >= 0, got {mixup_alpha}, "
                              f"{cutmix_alpha}")
         self.pattern = pattern  # the object: hparams may hold its config dict
+        self.encoder_config = encoder  # likewise
         self.net: nn.Module | None = None
-        self.data_info: dict[str, Any] | None = None  # classes + normalisation, saved with checkpoints
+        self.stats: dict[str, Any] | None = None  # classes + normalisation, saved with checkpoints
         if None not in (image_size, in_channels, num_classes):
             self._build()
 
@@ -287,9 +303,8 @@ class ViTClassifier(AttnLabModule):
     def _build(self) -> None:
         h = self.hparams
         if h.backbone == "vit":
-            self.net = ViT(h.image_size, h.patch_size, h.in_channels, h.num_classes, h.dim, h.depth, h.num_heads,
-                           h.mlp_ratio, h.dropout, h.attn_dropout, h.drop_path, h.pool, h.position, h.norm_eps,
-                           self.pattern, h.stem)
+            self.net = ViT(h.image_size, h.patch_size, h.in_channels, h.num_classes, self.encoder_config, h.pool,
+                           h.position, self.pattern, h.stem)
         else:
             self.net = small_resnet18(h.in_channels, h.num_classes)
         metrics = {"acc": MulticlassAccuracy(h.num_classes, average="micro")}
@@ -304,16 +319,13 @@ class ViTClassifier(AttnLabModule):
             [v2.CutMix(alpha=h.cutmix_alpha, num_classes=num_classes)] if h.cutmix_alpha else [])
         return None if not choices else choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
 
-    def _datamodule(self):
-        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-
     def setup(self, stage: str) -> None:
         """Sizes from the datamodule (checked against given ones), then build (``init_from`` and ``freeze`` follow
-        in ``AttnLabModule.prepare_fine_tuning``)."""
-        dm = self._datamodule()
+        in ``AttnLabModule.prepare_fine_tuning``). Statistics from a checkpoint win over the datamodule's: test
+        and predict normalise like training."""
+        dm = self.datamodule()
         if dm is not None and hasattr(dm, "shape"):
-            if self.data_info is not None:  # from a checkpoint: normalise like training
-                dm.stats = dict(self.data_info)
+            self.setup_data_state(stage)
             channels, size, _ = dm.shape
             for key, value in (("image_size", size), ("in_channels", channels), ("num_classes", dm.num_classes)):
                 given = self.hparams[key]
@@ -323,7 +335,6 @@ class ViTClassifier(AttnLabModule):
                     raise ValueError(f"model.{key}={given} but the data ({type(dm).__name__}) has {value}; set "
                                      f"model.{key}: {value} or null (read from the data), or data.image_size / "
                                      f"data.channels to match the model")
-            self.data_info = dict(dm.stats)
         if self.net is None:
             missing = [k for k in ("image_size", "in_channels", "num_classes") if self.hparams[k] is None]
             if missing:
@@ -358,7 +369,7 @@ class ViTClassifier(AttnLabModule):
         scale = super().lr_scale(name)
         if self.is_head(name) or h.layer_decay == 1.0 or h.backbone != "vit":
             return scale
-        depth = h.depth
+        depth = self.encoder_config.depth
         if name.startswith("net.encoder.blocks."):
             layer = int(name.split(".")[3]) + 1
         elif name.startswith("net.encoder.norm"):
@@ -395,48 +406,70 @@ class ViTClassifier(AttnLabModule):
         self._eval_step(batch, "test")
 
     # ------------------------------------------------------------------------------------- checkpoint
+    def build_from_data(self, state: dict[str, Any]) -> None:
+        """Nothing to build: the statistics normalise inputs and name classes; sizes come from hparams."""
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.data_info is not None:
-            checkpoint["vision_data"] = self.data_info
+        if self.stats is not None:
+            super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.net is None:
             raise KeyError("this checkpoint holds no image size / channels / classes: not saved by ViTClassifier")
-        self.data_info = checkpoint.get("vision_data")
-        dm = self._datamodule()
-        if self.data_info is not None and dm is not None and hasattr(dm, "stats"):
-            dm.stats = dict(self.data_info)  # normalise (and name classes) like the training data
+        if self.data_state_key in checkpoint:
+            super().on_load_checkpoint(checkpoint)
+
+    def class_names(self) -> list[str] | None:
+        return list(self.stats["classes"]) if self.stats else None
+
+    def predict_items(self, items: list[Any]) -> list[tuple[str, float]]:
+        """Image paths or (C, H, W) tensors -> (class name, probability) each (``apps.vision_inputs``)."""
+        h, stats = self.hparams, self.stats or {}
+        images = prepare_images(items, h.image_size, h.in_channels, stats["mean"], stats["std"]).to(self.device)
+        prob, index = self(images).softmax(-1).max(-1)
+        return [(stats["classes"][i], p) for i, p in zip(index.tolist(), prob.tolist(), strict=True)]
+
+    def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
+        """The network on normalised images of the trained size; the batch is dynamic."""
+        h = self.hparams
+        images = torch.randn(batch, h.in_channels, h.image_size, h.image_size,
+                             generator=torch.Generator().manual_seed(batch))
+        notes = {"inputs": "images (B, C, H, W) float: scaled to [0, 1], resized to image_size, then (x - mean) / std "
+                           "per channel with vision_data's mean and std", "outputs": "logits (B, num_classes)"}
+        return ExportSpec(self.net, (images,), {"images": {0: Dim.DYNAMIC}}, notes)
 
     # ---------------------------------------------------------------------------------------- predict
-    def on_predict_epoch_start(self) -> None:
-        self._predicted: list[tuple[Tensor, Tensor]] = []
-
     def predict_step(self, batch, batch_idx: int) -> tuple[Tensor, Tensor]:
         probs = self(batch[0]).softmax(-1)
         top = probs.topk(min(5, probs.size(-1)), dim=-1)
-        self._predicted.append((top.values.cpu(), top.indices.cpu()))
-        return top.values, top.indices
+        return top.values.cpu(), top.indices.cpu()
 
-    def on_predict_epoch_end(self) -> None:
-        """Write ``image, class_1, prob_1, ..., class_5, prob_5`` per image to ``data.predict_output``."""
-        dm = self._datamodule()
-        if not self._predicted or dm is None or not hasattr(dm, "predict_set"):
-            return
-        from apps.cli import write_atomic  # here: apps.cli imports this module
-
-        probs = torch.cat([p for p, _ in self._predicted])
-        index = torch.cat([i for _, i in self._predicted])
-        classes = (self.data_info or dm.stats)["classes"]
+    def format_predictions(self, outputs: list[tuple[Tensor, Tensor]]) -> list[tuple[Path, str]]:
+        """``image, class_1, prob_1, ..., class_5, prob_5`` per image to ``data.predict_output``."""
+        dm = self.datamodule()
+        if dm is None or not hasattr(dm, "predict_set"):
+            return []
+        probs = torch.cat([p for p, _ in outputs])
+        index = torch.cat([i for _, i in outputs])
+        classes = (self.stats or dm.stats)["classes"]
         k = probs.size(1)
         header = "image," + ",".join(f"class_{r},prob_{r}" for r in range(1, k + 1))
         lines = [header]
         for name, p_row, i_row in zip(dm.predict_set.names, probs.tolist(), index.tolist(), strict=True):
             cells = ",".join(f"{_csv(classes[c])},{p:.6f}" for c, p in zip(i_row, p_row, strict=True))
             lines.append(f"{_csv(name)},{cells}")
-        out = Path(dm.predict_output)
-        if self.trainer.is_global_zero:
-            write_atomic(out, "\n".join(lines) + "\n")
-            rank_zero_info(f"classified {probs.size(0)} images -> {out}")
+        return [(self.prediction_path(dm.predict_output, "predictions.csv"), "\n".join(lines) + "\n")]
+
+    # ---------------------------------------------------------------------------------------- explain
+    def explain_batch(self, loader: Any) -> tuple[Tensor, Tensor]:
+        """One image of each class (a validation split may be ordered by class: CIFAR's first batch is all
+        airplanes)."""
+        return one_image_per_class(loader)
+
+    def explain_figures(self, batch: tuple[Tensor, Tensor], out: Path, example: int) -> list[Path]:
+        if not isinstance(self.net, ViT):
+            raise ValueError("explain: model.backbone is resnet, which has no attention to draw")
+        return draw_vision(self, self.datamodule(), batch, out, example)
 
 
 def _csv(text: str) -> str:

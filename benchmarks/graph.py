@@ -1,6 +1,6 @@
 """One graph-attention layer, forward+backward on CPU: attnlab's edge-masked attention vs PyG convs.
 
-Why: the graph app's layer is ``core.MultiHeadSelfAttention(dim=128, num_heads=4, score="dot")``
+Why: the graph app's layer is ``core.MultiHeadSelfAttention(128, AttentionConfig(num_heads=4, score="dot"))``
 under an ``EdgeMask`` (self loops on): a fused qkv Linear, the ``edges`` backend, and the output
 projection. PyG's ``TransformerConv(128, 32, heads=4)`` (concat, root_weight) computes the same
 kind of layer and is the anchor; ``GATConv(128, 32, heads=4)`` (adds self loops itself) is a second
@@ -77,9 +77,9 @@ def make_layer(name: str):
 
     torch.manual_seed(0)
     if name == "attnlab":
-        from core import MultiHeadSelfAttention
+        from core import AttentionConfig, MultiHeadSelfAttention
 
-        return MultiHeadSelfAttention(DIM, HEADS, score="dot")
+        return MultiHeadSelfAttention(DIM, AttentionConfig(num_heads=HEADS, score="dot"))
     from torch_geometric.nn import GATConv, TransformerConv
 
     if name == "transformerconv":

@@ -107,6 +107,8 @@ def prepare_data(task: str, args: argparse.Namespace, cache: Path) -> Path:
     """Generate/read the task once and save (train, test) token lists for the children."""
     import torch
 
+    from apps.runs import save_atomic
+
     path = cache / f"{task}.pt"
     if path.is_file():
         return path
@@ -121,7 +123,8 @@ def prepare_data(task: str, args: argparse.Namespace, cache: Path) -> Path:
         dm = ByteText(max_len=args.text_len, max_train=args.train_examples, max_eval=args.test_examples, seed=0)
     dm.setup()
     data = {split: (dm.datasets[split].sequences, dm.datasets[split].labels) for split in ("train", "test")}
-    torch.save({"data": data, "vocab_size": dm.vocab_size, "num_classes": dm.num_classes}, path)
+    blob = {"data": data, "vocab_size": dm.vocab_size, "num_classes": dm.num_classes}
+    save_atomic(path, lambda tmp: torch.save(blob, tmp))  # a killed run leaves no half cache file
     return path
 
 
@@ -132,19 +135,21 @@ def train_one(task_file: str, variant: str, steps: int, batch: int, max_length: 
     import torch
 
     from apps.base import lr_factor
-    from apps.lra import LRAClassifier
-    from datamodules.synthetic import pad_collate
+    from apps.lra import LRA_ENCODER, LRAClassifier
+    from core import KernelConfig
+    from datamodules.sequences import pad_collate
 
     torch.set_num_threads(1)
-    blob = torch.load(task_file, weights_only=False)
+    blob = torch.load(task_file, weights_only=True)  # tensors, lists and ints only: no code from a cache file
     (train_x, train_y), (test_x, test_y) = blob["data"]["train"], blob["data"]["test"]
     base = _rss()
     reset_peak()
     torch.manual_seed(0)
     pattern_spec, kernel = VARIANTS[variant]
-    model = LRAClassifier(blob["vocab_size"], blob["num_classes"], dim=64, depth=2, num_heads=4, mlp_ratio=2.0,
-                          dropout=0.1, pattern=build_pattern(pattern_spec), kernel=kernel, num_features=FEATURES,
-                          max_length=max_length, pool="mean")
+    encoder = LRA_ENCODER.replace(dim=64, depth=2, num_heads=4, mlp_ratio=2.0, dropout=0.1,
+                                  kernel=KernelConfig(kernel, num_features=FEATURES, max_length=max_length))
+    model = LRAClassifier(blob["vocab_size"], blob["num_classes"], encoder=encoder,
+                          pattern=build_pattern(pattern_spec), pool="mean")
     optimizer = torch.optim.AdamW(model.parameter_groups(), lr=LR)
     warmup = max(1, steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -189,14 +194,15 @@ def train_one(task_file: str, variant: str, steps: int, batch: int, max_length: 
 def speed_one(variant: str, length: int, repeats: int = 5) -> dict:
     import torch
 
-    from core import MultiHeadSelfAttention
+    from core import AttentionConfig, KernelConfig, MultiHeadSelfAttention
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     dense = variant == "full-dense"
     pattern_spec, kernel = VARIANTS["full" if dense else variant]
-    layer = MultiHeadSelfAttention(256, 4, kernel=kernel, num_features=FEATURES, max_length=length,
-                                   backend="dense" if dense else "auto")
+    attention = AttentionConfig(num_heads=4, kernel=KernelConfig(kernel, num_features=FEATURES, max_length=length),
+                                backend="dense" if dense else "auto")
+    layer = MultiHeadSelfAttention(256, attention)
     pattern = build_pattern(pattern_spec)
     x = torch.randn(1, length, 256, requires_grad=True)
     grad_out = torch.randn(1, length, 256)

@@ -77,12 +77,13 @@ def _peak_rss() -> int:
 def run_one(kind: str, length: int, repeats: int, threads: int, budget_s: float) -> dict:
     import torch
 
-    from core import Encoder, Full, StreamingEncoder, Truncated
+    from core import Encoder, EncoderConfig, Full, StreamingEncoder, Truncated
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     position = "rotary" if kind == "full_rotary" else "relative"
-    encoder = Encoder(DIM, DEPTH, HEADS, mlp_ratio=MLP_RATIO, position=position, max_relative_distance=MAX_REL)
+    encoder = Encoder(EncoderConfig(dim=DIM, depth=DEPTH, num_heads=HEADS, mlp_ratio=MLP_RATIO, position=position,
+                                    max_relative_distance=MAX_REL))
     encoder.eval()
     pattern = Full() if kind.startswith("full") else Truncated(LEFT, RIGHT)
     base = _rss()

@@ -36,15 +36,15 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torchvision.models import VisionTransformer  # noqa: E402
 
-from apps.vision import ViT  # noqa: E402
+from apps.vision import VIT_ENCODER, ViT  # noqa: E402
 from benchmarks.attention import cpu_model  # noqa: E402
 
 
 def build(args: argparse.Namespace) -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
     mlp_ratio = args.mlp / args.dim
-    ours = ViT(args.image, args.patch, 3, 10, dim=args.dim, depth=args.depth, num_heads=args.heads,
-               mlp_ratio=mlp_ratio)
+    ours = ViT(args.image, args.patch, 3, 10, encoder=VIT_ENCODER.replace(dim=args.dim, depth=args.depth,
+               num_heads=args.heads, mlp_ratio=mlp_ratio))
     reference = VisionTransformer(image_size=args.image, patch_size=args.patch, num_layers=args.depth,
                                   num_heads=args.heads, hidden_dim=args.dim, mlp_dim=args.mlp, num_classes=10)
     count = {name: sum(p.numel() for p in m.parameters()) for name, m in (("ours", ours), ("tv", reference))}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor, nn
 
 from .attend import Backend, attend
+from .config import KERNELS, AttentionConfig, Kernel, KernelConfig, Position
 from .linear_attention import LinearAttention
 from .linformer import LinformerAttention
 from .patterns import Causal, EdgeMask, Full, Pattern
@@ -15,28 +14,26 @@ from .performer import PerformerAttention
 from .positional import RelativePositionBias, Rotary
 from .scores import AdditiveScore
 
-Position = Literal["none", "rotary", "relative"]
-Kernel = Literal["softmax", "linear", "performer", "linformer"]
-KERNELS = ("softmax", "linear", "performer", "linformer")
+__all__ = ["KERNELS", "Kernel", "MultiHeadSelfAttention", "Position", "make_kernel"]
 
 
-def make_kernel(kernel: Kernel, head_dim: int, num_features: int, max_length: int,
-                redraw_interval: int) -> nn.Module | None:
-    """The module computing a kernel method (None for softmax, which goes through ``attend``)."""
-    if kernel == "linear":
+def make_kernel(kernel: KernelConfig, head_dim: int) -> nn.Module | None:
+    """The module computing a kernel method (None for softmax, which goes through ``attend``): the one
+    place that reads the kernel-only options."""
+    if kernel.kind == "linear":
         return LinearAttention()
-    if kernel == "performer":
-        return PerformerAttention(head_dim, num_features, redraw_interval)
-    if kernel == "linformer":
-        return LinformerAttention(max_length, num_features)
+    if kernel.kind == "performer":
+        return PerformerAttention(head_dim, kernel.num_features, kernel.redraw_interval)
+    if kernel.kind == "linformer":
+        return LinformerAttention(kernel.max_length, kernel.num_features)
     return None
 
 
 class MultiHeadSelfAttention(nn.Module):
     """Self-attention over a sequence (B, L, dim) or, with ``EdgeMask``, over graph nodes (N, dim).
 
-    ``score``: "dot" (scaled dot product) or "additive" (a · act(q_i + k_j) per head).
-    ``position``: attention-level positions, "rotary" or "relative" (Shaw); absolute
+    ``attention.score``: "dot" (scaled dot product) or "additive" (a · act(q_i + k_j) per head).
+    ``attention.position``: attention-level positions, "rotary" or "relative" (Shaw); absolute
     encodings are added to the inputs by the caller. The weight layout (one fused
     ``qkv`` Linear, ``proj`` = W^o) matches ``torch.nn.MultiheadAttention``'s in/out projections.
 
@@ -50,66 +47,59 @@ class MultiHeadSelfAttention(nn.Module):
     edge's features (``EdgeMask(..., edge_attr=...)``, see ``EdgeMask.processed_attr``) to a per-head
     additive score bias (Graphormer-style edge encoding). The pattern must then carry edge_attr.
 
-    ``kernel``: "softmax" (exact attention under ``pattern``, through ``attend``) or an O(L) approximation
-    that replaces the softmax: "linear" (φ = elu + 1, ``core.linear_attention``), "performer" (FAVOR+ with
-    ``num_features`` random features, redrawn every ``redraw_interval`` training calls, 0 = never), or
-    "linformer" (keys/values projected to ``num_features`` rows by learned (num_features, ``max_length``)
-    matrices). Kernel methods take the dot score on sequences, with pattern ``Full`` or ``Causal`` (not
-    Linformer), no attention dropout and no ``return_weights``.
+    ``attention``: the layer's options (``core.AttentionConfig``: heads, score, positions, backend, attention
+    dropout, kernel); None = the defaults. ``proj_dropout``: after W^o (the encoder's ``dropout``).
+    Kernel methods (``attention.kernel.kind`` "linear", "performer", "linformer"; see ``core.KernelConfig``)
+    replace the softmax in O(L): they take the dot score on sequences, with pattern ``Full`` or ``Causal``
+    (not Linformer), no attention dropout and no ``return_weights``.
+
+        MultiHeadSelfAttention(64, AttentionConfig(num_heads=4, position="rotary"))
     """
 
     def __init__(
         self,
         dim: int,
-        num_heads: int = 8,
-        score: Literal["dot", "additive"] = "dot",
-        additive_activation: Literal["tanh", "leaky_relu"] = "tanh",
-        position: Position = "none",
-        max_relative_distance: int = 16,
-        qkv_bias: bool = True,
-        attn_dropout: float = 0.0,
+        attention: AttentionConfig | None = None,
+        *,
         proj_dropout: float = 0.0,
-        backend: Backend = "auto",
         edge_dim: int | None = None,
         in_dim: int | None = None,
         out_proj: bool = True,
         shared_qkv: bool = False,
-        kernel: Kernel = "softmax",
-        num_features: int = 64,
-        max_length: int = 4096,
-        redraw_interval: int = 0,
     ):
         super().__init__()
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-        if kernel != "softmax" and (score != "dot" or position == "relative" or edge_dim is not None):
+        config = AttentionConfig() if attention is None else attention
+        if not isinstance(config, AttentionConfig):
+            raise ValueError(f"MultiHeadSelfAttention(dim, attention): attention must be a core.AttentionConfig, "
+                             f"got {type(config).__name__}")
+        kernel, num_heads = config.kernel.kind, config.num_heads
+        if kernel != "softmax" and edge_dim is not None:
             raise ValueError(f"kernel={kernel!r} needs score='dot', no relative positions and no edge_dim "
-                             f"(got score={score!r}, position={position!r}, edge_dim={edge_dim!r})")
+                             f"(got edge_dim={edge_dim!r})")
         if in_dim is not None and (not isinstance(in_dim, int) or in_dim <= 0):
             raise ValueError(f"in_dim must be a positive int or None (= dim), got {in_dim!r}")
-        if dim <= 0 or num_heads <= 0 or dim % num_heads:
+        if dim <= 0 or dim % num_heads:
             raise ValueError(f"dim ({dim}) must be a positive multiple of num_heads ({num_heads})")
-        if score not in ("dot", "additive"):
-            raise ValueError(f"score must be 'dot' or 'additive', got {score!r}")
-        if position not in ("none", "rotary", "relative"):
-            raise ValueError(f"position must be 'none', 'rotary' or 'relative', got {position!r}")
+        self.config = config
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
-        self.score, self.position, self.backend = score, position, backend
+        self.score, self.position, self.backend = config.score, config.position, config.backend
         self.in_dim = in_dim or dim
         self.shared_qkv = shared_qkv
-        self.qkv = nn.Linear(self.in_dim, dim if shared_qkv else 3 * dim, bias=qkv_bias)
+        self.qkv = nn.Linear(self.in_dim, dim if shared_qkv else 3 * dim, bias=config.qkv_bias)
         self.proj = nn.Linear(dim, dim) if out_proj else nn.Identity()
-        self.attn_dropout = attn_dropout
+        self.attn_dropout = config.attn_dropout
         self.proj_dropout = nn.Dropout(proj_dropout)
-        self.additive = AdditiveScore(num_heads, self.head_dim, additive_activation) if score == "additive" else None
-        self.rotary = Rotary(self.head_dim) if position == "rotary" else None
-        self.relative = RelativePositionBias(self.head_dim, max_relative_distance) if position == "relative" else None
+        self.additive = (AdditiveScore(num_heads, self.head_dim, config.additive_activation)
+                         if config.score == "additive" else None)
+        self.rotary = Rotary(self.head_dim) if config.position == "rotary" else None
+        self.relative = (RelativePositionBias(self.head_dim, config.max_relative_distance)
+                         if config.position == "relative" else None)
         if edge_dim is not None and (not isinstance(edge_dim, int) or edge_dim <= 0):
             raise ValueError(f"edge_dim must be a positive int or None, got {edge_dim!r}")
         self.edge_dim = edge_dim
         self.edge_bias = nn.Linear(edge_dim, num_heads) if edge_dim is not None else None
         self.kernel = kernel
-        self.kernel_attention = make_kernel(kernel, self.head_dim, num_features, max_length, redraw_interval)
+        self.kernel_attention = make_kernel(config.kernel, self.head_dim)
 
     def forward(
         self,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import Tensor, nn
 
-from .attend import Backend
-from .attention import Kernel, MultiHeadSelfAttention, Position
+from .attention import MultiHeadSelfAttention
+from .config import EncoderConfig
+from .errors import check_finite
 from .patterns import Pattern
 
 
@@ -39,14 +38,15 @@ class DropPath(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0,
-                 attn_dropout: float = 0.0, drop_path: float = 0.0, norm_eps: float = 1e-5, **attention_kwargs):
+    """x + attn(norm(x)), then x + mlp(norm(x)); ``drop_path``: this block's stochastic-depth rate."""
+
+    def __init__(self, config: EncoderConfig, drop_path: float = 0.0, edge_dim: int | None = None):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = MultiHeadSelfAttention(dim, num_heads, attn_dropout=attn_dropout, proj_dropout=dropout,
-                                           **attention_kwargs)
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), dropout)
+        dim = config.dim
+        self.norm1 = nn.LayerNorm(dim, eps=config.norm_eps)
+        self.attn = MultiHeadSelfAttention(dim, config, proj_dropout=config.dropout, edge_dim=edge_dim)
+        self.norm2 = nn.LayerNorm(dim, eps=config.norm_eps)
+        self.mlp = Mlp(dim, int(dim * config.mlp_ratio), config.dropout)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor, pattern: Pattern | None = None, padding_mask: Tensor | None = None,
@@ -61,53 +61,34 @@ class EncoderBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """``depth`` pre-norm blocks and a final LayerNorm; the pattern and masks pass through every block.
+    """``config.depth`` pre-norm blocks and a final LayerNorm; the pattern and masks pass through every block.
+
+    ``config``: a ``core.EncoderConfig`` (sizes, dropout, stochastic depth, LayerNorm epsilon and every
+    attention option, see ``core.config``)::
+
+        Encoder(EncoderConfig(dim=64, depth=2, num_heads=4, position="relative"))
 
     Works on sequences (B, L, dim) and, with an ``EdgeMask`` pattern, on graph nodes (N, dim).
-    ``drop_path`` is the rate of the last block, growing linearly from 0 (as in DeiT/timm).
+    ``config.drop_path`` is the rate of the last block, growing linearly from 0 (as in DeiT/timm).
     ``edge_dim``: per-block edge-feature score bias (see ``MultiHeadSelfAttention``); the
-    ``EdgeMask`` must then carry ``edge_attr``. ``norm_eps``: of every LayerNorm (torchvision's ViT uses 1e-6).
-    ``kernel`` / ``num_features`` / ``max_length`` / ``redraw_interval``: softmax or an O(L) kernel method in
-    every block (see ``MultiHeadSelfAttention``).
+    ``EdgeMask`` must then carry ``edge_attr``.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        depth: int,
-        num_heads: int,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.0,
-        attn_dropout: float = 0.0,
-        drop_path: float = 0.0,
-        score: Literal["dot", "additive"] = "dot",
-        additive_activation: Literal["tanh", "leaky_relu"] = "tanh",
-        position: Position = "none",
-        max_relative_distance: int = 16,
-        backend: Backend = "auto",
-        edge_dim: int | None = None,
-        norm_eps: float = 1e-5,
-        kernel: Kernel = "softmax",
-        num_features: int = 64,
-        max_length: int = 4096,
-        redraw_interval: int = 0,
-    ):
+    def __init__(self, config: EncoderConfig, edge_dim: int | None = None):
         super().__init__()
-        if depth < 1:
-            raise ValueError(f"Encoder depth must be >= 1, got {depth}")
-        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-        self.blocks = nn.ModuleList(
-            EncoderBlock(dim, num_heads, mlp_ratio, dropout, attn_dropout, rate, score=score,
-                         additive_activation=additive_activation, position=position,
-                         max_relative_distance=max_relative_distance, backend=backend,
-                         edge_dim=edge_dim, norm_eps=norm_eps, kernel=kernel, num_features=num_features,
-                         max_length=max_length, redraw_interval=redraw_interval)
-            for rate in rates
-        )
-        self.norm = nn.LayerNorm(dim, eps=norm_eps)
+        if not isinstance(config, EncoderConfig):
+            raise ValueError(f"Encoder(config): config must be a core.EncoderConfig, got {type(config).__name__}")
+        self.config = config
+        depth = config.depth
+        rates = [config.drop_path * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(EncoderBlock(config, rate, edge_dim) for rate in rates)
+        self.norm = nn.LayerNorm(config.dim, eps=config.norm_eps)
 
     def forward(self, x: Tensor, pattern: Pattern | None = None, padding_mask: Tensor | None = None,
                 return_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        # announced, not raised: the cause may be the data or weights that already went NaN (the NaN guard's
+        # warn mode); the apps check their raw inputs where they read them and raise a DataError there
+        check_finite(x, "the encoder's input", warn=True)
         all_weights = []
         for block in self.blocks:
             x, weights = block(x, pattern, padding_mask, return_weights)

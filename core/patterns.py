@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .errors import ConfigError
+
 
 class Pattern:
     """Base class. ``mask(L)`` is the reference: True where query i may attend to key j."""
@@ -56,8 +58,10 @@ class Truncated(Pattern):
     """
 
     def __init__(self, left: int = 64, right: int = 64):
-        if left < 0 or right < 0:
-            raise ValueError(f"Truncated(left, right) needs left >= 0 and right >= 0, got left={left}, right={right}")
+        for name, value in (("left", left), ("right", right)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 0:
+                raise ConfigError(f"Truncated({name}={value!r})", expected=f"{name} >= 0, a whole number of positions",
+                                  fix="Give the window in whole positions (a fraction would be cut off).")
         self.left = int(left)
         self.right = int(right)
 

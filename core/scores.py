@@ -64,8 +64,8 @@ def masked_softmax(scores: Tensor, mask: Tensor | None, dim: int = -1) -> Tensor
     Computed as exp(s - max) / sum with the masked entries zeroed, so both the value and the
     gradient of an empty row are exactly zero.
     """
-    if mask is None:
-        return torch.softmax(scores, dim=dim)
+    if mask is None or scores.size(dim) == 0:  # no keys at all (a length-0 sequence): an empty softmax
+        return torch.softmax(scores, dim=dim) if mask is None else scores.new_zeros(scores.shape)
     scores = scores.masked_fill(~mask, float("-inf"))
     row_max = scores.amax(dim=dim, keepdim=True).detach()
     row_max = row_max.masked_fill(torch.isinf(row_max), 0.0)

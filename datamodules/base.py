@@ -1,21 +1,65 @@
-"""``AttnLabDataModule``: the DataLoader settings every datamodule shares."""
+"""``AttnLabDataModule``: the DataLoader settings every datamodule shares.
+
+The batch samplers the loaders wrap live in ``datamodules.batching`` (``ShardedBatchSampler`` is importable
+from here too, as before).
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Iterator
+import difflib
+import inspect
+import re
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
+
+from core.errors import ConfigError, require
+
+from .batching import BucketBatchSampler, ShardedBatchSampler
+
+__all__ = ["AttnLabDataModule", "BucketedSplits", "ShardedBatchSampler", "library_class"]
+
+# ``--help`` text of the loader options every datamodule takes, written once: appended to each datamodule's
+# "Args:" section (jsonargparse reads an option's description from there) unless it describes them itself.
+LOADER_ARGS = {
+    "batch_size": "items per batch (sentences, utterances, images, sequences)",
+    "num_workers": "DataLoader worker processes (0: load in the main process)",
+    "pin_memory": "pin batches in page-locked memory; null: pin when CUDA is available",
+}
+
+
+def with_loader_args(doc: str | None, params: list[str]) -> str | None:
+    """``doc`` with a line for each loader option in ``params`` that its "Args:" section does not describe."""
+    missing = [p for p in params if p in LOADER_ARGS and not re.search(rf"^\s+{p}\s*(\(.*\))?:", doc or "", re.M)]
+    found = re.search(r"^([ \t]*)Args:\s*$", doc or "", re.M)
+    if doc is None or not missing or not found:
+        return doc
+    lines = "\n".join(f"{found.group(1)}    {p}: {LOADER_ARGS[p]}" for p in missing)
+    return f"{doc.rstrip()}\n{lines}\n{found.group(1)}"
 
 
 class AttnLabDataModule(L.LightningDataModule):
     """Holds batch_size / num_workers / pin_memory; ``pin_memory=None`` means "pin when CUDA is available"."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each datamodule's "Args:" section gets the lines of the loader options it takes (``--help`` text)."""
+        super().__init_subclass__(**kwargs)
+        try:
+            params = list(inspect.signature(cls.__init__).parameters)[1:]
+        except (TypeError, ValueError):
+            params = []
+        cls.__doc__ = with_loader_args(cls.__doc__, params)
+
     def __init__(self, batch_size: int = 32, num_workers: int = 0, pin_memory: bool | None = None) -> None:
         super().__init__()
+        # checked here, at config time, before any data is read (torch would say it after loading everything)
+        require(isinstance(batch_size, int) and batch_size >= 1, "data.batch_size", batch_size, "an integer >= 1")
+        require(isinstance(num_workers, int) and num_workers >= 0, "data.num_workers", num_workers,
+                "an integer >= 0 (0 = load in the main process)")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
@@ -38,40 +82,45 @@ class AttnLabDataModule(L.LightningDataModule):
         )
 
 
-class ShardedBatchSampler(BatchSampler):
-    """A batch sampler of our own (length buckets) that multi-process training can split: process r of w takes
-    batches r, r + w, r + 2w, ... of the same epoch order (every process draws it with the same seed), the last
-    ones repeated so every process gets as many batches (DistributedSampler does the same with samples).
+class BucketedSplits(AttnLabDataModule):
+    """A datamodule whose splits hold variable-length items (sentences, utterances), batched by length buckets
+    (``datamodules.batching.BucketBatchSampler``: little padding, shuffled buckets in training).
 
-    Lightning hands a ``DistributedSampler`` to the ``sampler`` argument of BatchSampler subclasses when it runs
-    with several processes; only its rank and world size are used here, the batches come from ``batches``.
-    With one process (any other ``sampler``) it yields ``batches`` unchanged.
-    """
+    Subclasses provide ``dataset(split)``, ``item_lengths(dataset)``, ``collate`` and ``seed``."""
 
-    def __init__(self, sampler: Sampler | Iterable, batch_size: int = 1, drop_last: bool = False,
-                 batches: Iterable[list[int]] | None = None) -> None:
-        super().__init__(sampler, batch_size=max(1, int(getattr(batches, "batch_size", batch_size))),
-                         drop_last=drop_last)
-        if batches is None:
-            raise ValueError("ShardedBatchSampler needs batches= (the batch sampler to split)")
-        self.batches = batches
-        distributed = isinstance(sampler, DistributedSampler)
-        self.rank = sampler.rank if distributed else 0
-        self.world = sampler.num_replicas if distributed else 1
+    collate: Callable[[list], Any]
+    seed: int
 
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.batches, "set_epoch"):
-            self.batches.set_epoch(epoch)
+    def dataset(self, split: str) -> Dataset:
+        raise NotImplementedError
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.batches) / self.world)
+    def item_lengths(self, dataset: Dataset) -> list[int]:
+        raise NotImplementedError
 
-    def __iter__(self) -> Iterator[list[int]]:
-        if self.world == 1:
-            yield from self.batches
-            return
-        batches = list(self.batches)
-        if not batches:
-            return
-        padded = batches + batches[: len(self) * self.world - len(batches)]
-        yield from padded[self.rank::self.world]
+    def split_loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.dataset(split)
+        sampler = BucketBatchSampler(self.item_lengths(data), self.batch_size, shuffle=shuffle, seed=self.seed)
+        return self.loader(data, collate_fn=type(self).collate, batch_sampler=sampler)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.split_loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.split_loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.split_loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.split_loader("predict", shuffle=False)
+
+
+def library_class(module: ModuleType, name: str, key: str = "data.dataset") -> type:
+    """The class ``module.<name>`` (e.g. a ``torch_geometric.datasets`` or ``torchvision.datasets`` class named in a
+    config); one ConfigError naming ``key`` and the closest names when there is none."""
+    cls = getattr(module, name, None)
+    if not inspect.isclass(cls):
+        close = difflib.get_close_matches(name, getattr(module, "__all__", dir(module)), n=5, cutoff=0.5)
+        raise ConfigError(f"{key} = {name!r} is not a class of {module.__name__}"
+                          + (f"; did you mean {', '.join(close)}?" if close else f"; see {module.__name__}"))
+    return cls

@@ -1,6 +1,6 @@
 """Byte-level text classification (LRA's "Text" task, on an offline corpus): which genre is a passage from?
 
-The corpus is the English Web Treebank in CoNLL-U (``../shared/data/ud/en_ewt-ud-{train,dev,test}.conllu``).
+The corpus is the English Web Treebank in CoNLL-U (``en_ewt-ud-{train,dev,test}.conllu`` in ``data.root``).
 Its sentence ids name the source, ``weblog-…``, ``newsgroup-…``, ``email-…``, ``answers-…``, ``reviews-…``,
 and the document (the id without the trailing ``-NNNN``). Sentences of a document are joined with spaces
 and cut into passages of at most ``max_len`` UTF-8 bytes at sentence boundaries (a longer sentence is cut
@@ -17,30 +17,35 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .synthetic import PaddedSequenceSplits, SequenceDataset
+from core.errors import DataError
+
+from .paths import read_text_file, require_dir, require_file
+from .sequences import PaddedSequenceSplits, SequenceDataset
 
 GENRES = ("answers", "email", "newsgroup", "reviews", "weblog")
 PAD, CLS, OFFSET = 0, 1, 2  # byte b has token id b + 2
-DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ud"
+EWT_SOURCE = ("universaldependencies.org (UD_English-EWT); configs/lra/text.yaml names the development copy")
 
 
 def read_documents(path: str | os.PathLike) -> list[tuple[str, list[str]]]:
     """[(genre, [sentence text, ...]) per document] in file order, from ``# sent_id`` and ``# text`` lines."""
     docs: dict[str, tuple[str, list[str]]] = {}
     sent_id = None
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if line.startswith("# sent_id = "):
-                sent_id = line.split("=", 1)[1].strip()
-            elif line.startswith("# text = "):
-                if sent_id is None:
-                    raise ValueError(f"{path}:{line_no}: '# text' without a preceding '# sent_id'")
-                genre = sent_id.split("-", 1)[0]
-                if genre not in GENRES:
-                    raise ValueError(f"{path}:{line_no}: sentence id {sent_id!r} does not start with one of {GENRES}")
-                doc = sent_id.rsplit("-", 1)[0]
-                docs.setdefault(doc, (genre, []))[1].append(line.split("=", 1)[1].strip())
-                sent_id = None
+    for line_no, line in enumerate(read_text_file(path).splitlines(), 1):  # a BOM dropped, bad UTF-8 named
+        if line.startswith("# sent_id = "):
+            sent_id = line.split("=", 1)[1].strip()
+        elif line.startswith("# text = "):
+            if sent_id is None:
+                raise DataError(f"{path}:{line_no}: '# text' without a preceding '# sent_id'")
+            genre = sent_id.split("-", 1)[0]
+            if genre not in GENRES:
+                raise DataError(f"{path}:{line_no}: sentence id {sent_id!r} does not start with one of {GENRES}")
+            doc = sent_id.rsplit("-", 1)[0]
+            docs.setdefault(doc, (genre, []))[1].append(line.split("=", 1)[1].strip())
+            sent_id = None
+    if not docs:
+        raise DataError(f"{path}: no '# sent_id' / '# text' sentence", expected="a UD CoNLL-U file with # text lines",
+                        fix="Point data.root at UD_English-EWT.")
     return list(docs.values())
 
 
@@ -74,7 +79,15 @@ class ByteText(PaddedSequenceSplits):
     """Batches ``(tokens (B, L), padding_mask (B, L), genre (B,))``: CLS + bytes of a passage, 5 genres.
 
     ``vocab_size`` = 258 (pad, CLS, 256 bytes). ``max_train`` / ``max_eval`` cap the passages per split
-    (a fixed random subset, seeded) to bound the cost of a run; None keeps them all.
+    (a fixed random subset, seeded) to bound the cost of a run; None keeps them all. ``root``: the folder with
+    the EWT files, from the config (no default location).
+
+    Args:
+        root: folder with the UD English-EWT en_ewt-ud-{train,dev,test}.conllu files
+        max_len: tokens per passage, CLS included (consecutive sentences packed up to max_len - 1 bytes)
+        max_train: training passages kept (a fixed random subset); null: all
+        max_eval: validation and test passages kept each; null: all
+        seed: seed of the max_train / max_eval subsets
     """
 
     vocab_size = 256 + OFFSET
@@ -82,7 +95,7 @@ class ByteText(PaddedSequenceSplits):
 
     def __init__(
         self,
-        root: str = str(DEFAULT_ROOT),
+        root: str | None = None,
         max_len: int = 1024,
         max_train: int | None = None,
         max_eval: int | None = None,
@@ -98,11 +111,10 @@ class ByteText(PaddedSequenceSplits):
         self.datasets: dict[str, SequenceDataset] = {}
 
     def split_file(self, split: str) -> Path:
-        path = Path(self.hparams.root) / f"en_ewt-ud-{ {'train': 'train', 'val': 'dev', 'test': 'test'}[split] }.conllu"
-        if not path.is_file():
-            raise FileNotFoundError(f"ByteText: {path} not found; set data.root to the folder with the EWT "
-                                    "en_ewt-ud-{train,dev,test}.conllu files")
-        return path
+        name = f"en_ewt-ud-{ {'train': 'train', 'val': 'dev', 'test': 'test'}[split] }.conllu"
+        expected = f"a folder with the EWT en_ewt-ud-{{train,dev,test}}.conllu files ({name} for the {split} split)"
+        root = require_dir(self.hparams.root, "data.root", expected, EWT_SOURCE)
+        return require_file(root / name, "data.root", expected, EWT_SOURCE)
 
     def build(self, split: str) -> SequenceDataset:
         h = self.hparams

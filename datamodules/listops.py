@@ -16,7 +16,7 @@ import statistics
 import torch
 from torch import Tensor
 
-from .synthetic import PaddedSequenceSplits, SequenceDataset
+from .sequences import PaddedSequenceSplits, SequenceDataset
 
 OPERATORS = ("MAX", "MIN", "MED", "SM")
 PAD, CLS = 0, 1  # token ids; digits are 2..11, then "[MAX" "[MIN" "[MED" "[SM", then "]"
@@ -80,6 +80,16 @@ class ListOps(PaddedSequenceSplits):
 
     Splits are generated from ``seed``, ``seed + 1``, ``seed + 2`` (train, val, test), so they are fixed and
     disjoint in their random streams. ``vocab_size`` = 17, ``num_classes`` = 10.
+
+    Args:
+        min_len: fewest tokens of an expression (LRA: 500)
+        max_len: most tokens of an expression (LRA: 2000)
+        num_train: generated training expressions
+        num_val: generated validation expressions
+        num_test: generated test expressions
+        max_depth: deepest nesting of operators
+        max_args: most arguments of one operator
+        seed: seed of the generated splits (train seed, val seed + 1, test seed + 2)
     """
 
     vocab_size = len(VOCAB)

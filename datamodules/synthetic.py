@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from .base import AttnLabDataModule
-
-# tokens (B, L) long, padding_mask (B, L) bool (True = real token), labels (B,) long
-Batch = tuple[Tensor, Tensor, Tensor]
+from .sequences import PaddedSequenceSplits, SequenceDataset
 
 
 def make_majority(
@@ -37,47 +33,20 @@ def make_majority(
     return sequences, labels
 
 
-class SequenceDataset(Dataset):
-    def __init__(self, sequences: list[Tensor], labels: Tensor) -> None:
-        self.sequences, self.labels = sequences, labels
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        return self.sequences[i], self.labels[i]
-
-
-def pad_collate(items: list[tuple[Tensor, Tensor]], pad_id: int = 0) -> Batch:
-    """Pad to the longest sequence in the batch; the mask says which positions are real."""
-    seqs, labels = zip(*items, strict=True)
-    lengths = torch.tensor([len(s) for s in seqs])
-    tokens = torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True, padding_value=pad_id)
-    mask = torch.arange(tokens.size(1))[None, :] < lengths[:, None]
-    return tokens, mask, torch.stack(labels)
-
-
-class PaddedSequenceSplits(AttnLabDataModule):
-    """Base of the datamodules whose ``setup`` fills ``self.datasets`` with train/val/test ``SequenceDataset``s:
-    padded ``(tokens, padding_mask, label)`` batches for each split (predict runs on test)."""
-
-    datasets: dict[str, SequenceDataset]
-
-    def train_dataloader(self):
-        return self.loader(self.datasets["train"], shuffle=True, collate_fn=pad_collate)
-
-    def val_dataloader(self):
-        return self.loader(self.datasets["val"], collate_fn=pad_collate)
-
-    def test_dataloader(self):
-        return self.loader(self.datasets["test"], collate_fn=pad_collate)
-
-    def predict_dataloader(self):
-        return self.loader(self.datasets["test"], collate_fn=pad_collate)
-
 
 class SyntheticSequences(PaddedSequenceSplits):
-    """Batches of ``(tokens, padding_mask, label)`` for the "majority" task, fixed by ``seed``."""
+    """Batches of ``(tokens, padding_mask, label)`` for the "majority" task, fixed by ``seed``.
+
+    Args:
+        vocab_size: token ids 0 .. vocab_size-1 (ids >= num_classes are distractors)
+        num_classes: label tokens 0 .. num_classes-1; the label is the one that occurs most often
+        min_len: shortest sequence (tokens)
+        max_len: longest sequence (tokens)
+        num_train: generated training sequences
+        num_val: generated validation sequences
+        num_test: generated test sequences
+        seed: seed of the generated splits (train seed, val seed + 1, test seed + 2)
+    """
 
     def __init__(
         self,

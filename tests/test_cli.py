@@ -16,14 +16,14 @@ import torch
 
 from apps.base import OptimConfig, lr_factor
 from apps.cli import AttnLabCLI, find_checkpoint, main
-from apps.sequence import SequenceClassifier
+from apps.sequence import SEQUENCE_ENCODER, SequenceClassifier
 from core import Truncated
 from datamodules.synthetic import SyntheticSequences, make_majority
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "demo" / "majority.yaml")
 TINY = [
     "--config", CONFIG,
-    "--model.dim", "16", "--model.depth", "1", "--model.num_heads", "2",
+    "--model.encoder.dim", "16", "--model.encoder.depth", "1", "--model.encoder.num_heads", "2",
     "--data.num_train", "96", "--data.num_val", "32", "--data.num_test", "32", "--data.batch_size", "16",
     "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
     "--trainer.log_every_n_steps", "1", "--trainer.enable_model_summary", "false",
@@ -81,7 +81,8 @@ def test_test_writes_metrics_json_next_to_checkpoint(in_run_dir: Path, which: st
     attnlab("test", *TINY, "--ckpt_path", which)
     out = ckpt.with_suffix(".metrics.json")
     record = json.loads(out.read_text())
-    assert set(record) == {"metrics", "checkpoint", "model", "data", "dataset", "config_sha256", "date"}
+    assert set(record) == {"metrics", "split", "examples", "batches", "limits", "report", "checkpoint", "model", "data",
+                           "dataset", "config_sha256", "date"}
     assert record["dataset"].startswith("SyntheticSequences(") and record["dataset"].endswith("split test")
     assert Path(record["checkpoint"]) == ckpt
     assert record["model"] == "apps.sequence.SequenceClassifier"
@@ -179,8 +180,8 @@ def test_optimizer_schedule_decay_groups_and_python_checkpoints(tmp_path: Path) 
             self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     optim = OptimConfig(lr=1e-2, warmup_ratio=0.25, min_lr_ratio=0.0)
-    model = SequenceClassifier(16, 4, dim=16, depth=1, num_heads=2, position="learned", optim=optim,
-                               pattern=Truncated(left=1, right=1))
+    model = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=16, depth=1, num_heads=2),
+                               position="learned", optim=optim, pattern=Truncated(left=1, right=1))
     data = SyntheticSequences(num_train=128, num_val=16, num_test=16, batch_size=16)
     record = RecordLR()
     trainer = L.Trainer(max_epochs=1, callbacks=[record], logger=False, enable_checkpointing=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import EdgeMask, Encoder, MultiHeadSelfAttention, attend
+from core import AttentionConfig, EdgeMask, Encoder, EncoderConfig, MultiHeadSelfAttention, attend
 from tests.test_core_backends import TOL, graph_batch, outputs_and_grads, rel_err, score_modules
 
 
@@ -126,7 +126,7 @@ def test_attention_module_edge_dim_edges_equal_dense(self_loops, score):
     attr = edge_features(edge_index.size(1), dim=5)
     pattern = EdgeMask(edge_index, add_self_loops=self_loops, edge_attr=attr)
     torch.manual_seed(0)
-    layer = MultiHeadSelfAttention(12, 3, score=score, edge_dim=5)
+    layer = MultiHeadSelfAttention(12, AttentionConfig(num_heads=3, score=score), edge_dim=5)
     x = torch.randn(n, 12)
     grad_out = torch.randn(n, 12)
     results = {}
@@ -146,7 +146,7 @@ def test_attention_module_edge_dim_edges_equal_dense(self_loops, score):
 
 
 def test_attention_module_edge_dim_errors():
-    layer = MultiHeadSelfAttention(8, 2, edge_dim=3)
+    layer = MultiHeadSelfAttention(8, AttentionConfig(num_heads=2), edge_dim=3)
     x = torch.randn(3, 8)
     edge_index = torch.tensor([[0, 1], [1, 2]])
     with pytest.raises(ValueError, match=r"needs edge features.*\(E, 3\)"):
@@ -156,7 +156,7 @@ def test_attention_module_edge_dim_errors():
     with pytest.raises(ValueError, match="needs an EdgeMask"):
         layer(torch.randn(1, 3, 8))
     with pytest.raises(ValueError, match="edge_dim must be a positive int"):
-        MultiHeadSelfAttention(8, 2, edge_dim=0)
+        MultiHeadSelfAttention(8, AttentionConfig(num_heads=2), edge_dim=0)
     layer(x, EdgeMask(edge_index, edge_attr=torch.zeros(2, 3)))  # the right shape works
 
 
@@ -177,7 +177,7 @@ def test_attend_edge_bias_errors():
 
 def test_encoder_passes_edge_dim_through():
     edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
-    enc = Encoder(16, depth=2, num_heads=4, edge_dim=2)
+    enc = Encoder(EncoderConfig(dim=16, depth=2, num_heads=4), edge_dim=2)
     assert all(block.attn.edge_bias is not None for block in enc.blocks)
     out = enc(torch.randn(4, 16), EdgeMask(edge_index, edge_attr=torch.randn(3, 2)))
     out.sum().backward()

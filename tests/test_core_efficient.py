@@ -10,12 +10,15 @@ import torch
 from test_core_backends import LargestTensor, make_qkv, padding, rel_err
 
 from core import (
+    AttentionConfig,
     BigBird,
     Causal,
     EdgeMask,
     Encoder,
+    EncoderConfig,
     Full,
     Global,
+    KernelConfig,
     LinformerAttention,
     Longformer,
     MultiHeadSelfAttention,
@@ -139,7 +142,7 @@ def test_sparse_never_builds_an_L_by_L_tensor():
 
 def test_multihead_attention_takes_sparse_patterns_in_an_encoder():
     torch.manual_seed(0)
-    enc = Encoder(dim=16, depth=2, num_heads=2).eval()
+    enc = Encoder(EncoderConfig(dim=16, depth=2, num_heads=2)).eval()
     x, mask = torch.randn(2, 150, 16), padding(2, 150)
     pattern = BigBird(6, 1, 2, block_size=16)
     ref = enc(x, pattern=pattern, padding_mask=mask)
@@ -279,7 +282,8 @@ def test_linformer_with_identity_projections_is_exact_attention_and_ignores_padd
 @pytest.mark.parametrize("kernel", ["linear", "performer", "linformer"])
 def test_kernels_are_selected_by_a_keyword_and_train(kernel):
     torch.manual_seed(0)
-    enc = Encoder(dim=16, depth=2, num_heads=2, kernel=kernel, num_features=8, max_length=64)
+    enc = Encoder(EncoderConfig(dim=16, depth=2, num_heads=2,
+                                kernel=KernelConfig(kernel, num_features=8, max_length=64)))
     x, mask = torch.randn(3, 50, 16), padding(3, 50)
     out = enc(x, padding_mask=mask)
     assert out.shape == x.shape and torch.isfinite(out).all()
@@ -298,17 +302,17 @@ def test_kernels_are_selected_by_a_keyword_and_train(kernel):
 
 def test_kernel_keyword_errors():
     with pytest.raises(ValueError, match="kernel must be one of"):
-        MultiHeadSelfAttention(16, 2, kernel="cosine")
+        KernelConfig("cosine")
     with pytest.raises(ValueError, match="needs score='dot'"):
-        MultiHeadSelfAttention(16, 2, kernel="linear", score="additive")
-    attn = MultiHeadSelfAttention(16, 2, kernel="performer")
+        AttentionConfig(num_heads=2, kernel=KernelConfig("linear"), score="additive")
+    attn = MultiHeadSelfAttention(16, AttentionConfig(num_heads=2, kernel=KernelConfig("performer")))
     with pytest.raises(ValueError, match="Full or Causal"):
         attn(torch.randn(1, 10, 16), pattern=Truncated(2, 2))
     with pytest.raises(ValueError, match="Full or Causal"):
         attn(torch.randn(1, 10, 16), return_weights=True)
     with pytest.raises(ValueError, match="Full or Causal"):
         attn(torch.randn(4, 16), pattern=EdgeMask(torch.tensor([[0, 1], [1, 2]])))
-    causal = MultiHeadSelfAttention(16, 2, kernel="linear")
+    causal = MultiHeadSelfAttention(16, AttentionConfig(num_heads=2, kernel=KernelConfig("linear")))
     x = torch.randn(1, 12, 16)
     full, prefix = causal(x, pattern=Causal()), causal(x[:, :7], pattern=Causal())
     assert rel_err(full[:, :7], prefix) <= TOL  # causal: the future does not leak

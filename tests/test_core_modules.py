@@ -10,9 +10,11 @@ from torch import nn
 
 from core import (
     AdditiveScore,
+    AttentionConfig,
     Causal,
     EdgeMask,
     Encoder,
+    EncoderConfig,
     Full,
     LearnedPositions,
     MultiHeadSelfAttention,
@@ -70,7 +72,7 @@ def test_dense_reference_is_the_textbook_formula(kind):
 def test_full_attention_equals_torch_multihead_attention(padded):
     torch.manual_seed(0)
     dim, heads, batch, length = 32, 4, 3, 11
-    ours = MultiHeadSelfAttention(dim, heads)
+    ours = MultiHeadSelfAttention(dim, AttentionConfig(num_heads=heads))
     theirs = nn.MultiheadAttention(dim, heads, batch_first=True)
     with torch.no_grad():
         ours.qkv.weight.copy_(theirs.in_proj_weight)
@@ -94,7 +96,8 @@ def test_other_input_width_shared_projection_and_concatenated_heads(shared_qkv, 
     """in_dim != dim, one projection as q = k = v, heads concatenated without W^o: the formula written out."""
     torch.manual_seed(0)
     in_dim, dim, heads, batch, length = 10, 8, 2, 2, 5
-    attn = MultiHeadSelfAttention(dim, heads, in_dim=in_dim, out_proj=out_proj, shared_qkv=shared_qkv)
+    attn = MultiHeadSelfAttention(dim, AttentionConfig(num_heads=heads), in_dim=in_dim, out_proj=out_proj,
+                                  shared_qkv=shared_qkv)
     assert attn.qkv.weight.shape == ((dim if shared_qkv else 3 * dim), in_dim)
     x = torch.randn(batch, length, in_dim)
     projected = attn.qkv(x)
@@ -119,20 +122,20 @@ def test_module_runs_every_pattern_and_score():
     mask[1, 30:] = False
     for score in ["dot", "additive"]:
         for position in ["none", "rotary", "relative"]:
-            attn = MultiHeadSelfAttention(16, 2, score=score, position=position)
+            attn = MultiHeadSelfAttention(16, AttentionConfig(num_heads=2, score=score, position=position))
             for pattern in [Full(), Causal(), Truncated(4, 4)]:
                 y = attn(x, pattern, mask)
                 assert y.shape == x.shape and torch.isfinite(y).all()
                 assert torch.equal(y[1, 30:], attn.proj(torch.zeros(10, 16)))  # padded rows: zero attention
     nodes = torch.randn(7, 16)
-    y, w = MultiHeadSelfAttention(16, 4, score="additive")(nodes, EdgeMask(torch.tensor([[0, 1], [1, 2]])),
-                                                          return_weights=True)
+    attn = MultiHeadSelfAttention(16, AttentionConfig(num_heads=4, score="additive"))
+    y, w = attn(nodes, EdgeMask(torch.tensor([[0, 1], [1, 2]])), return_weights=True)
     assert y.shape == (7, 16) and w.shape == (9, 4)  # 2 edges + 7 self loops
 
 
 def test_truncated_output_ignores_tokens_outside_the_window():
     torch.manual_seed(0)
-    attn = MultiHeadSelfAttention(8, 2).eval()
+    attn = MultiHeadSelfAttention(8, AttentionConfig(num_heads=2)).eval()
     x = torch.randn(1, 300, 8)
     y = attn(x, Truncated(3, 2))
     x2 = x.clone()
@@ -157,14 +160,14 @@ def test_truncated_output_ignores_tokens_outside_the_window():
 ])
 def test_bad_input_gives_a_clear_value_error(call, message):
     with pytest.raises(ValueError, match=message):
-        call(MultiHeadSelfAttention(16, 4))
+        call(MultiHeadSelfAttention(16, AttentionConfig(num_heads=4)))
 
 
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="multiple of num_heads"):
-        MultiHeadSelfAttention(30, 4)
+        MultiHeadSelfAttention(30, AttentionConfig(num_heads=4))
     with pytest.raises(ValueError, match="score must be"):
-        MultiHeadSelfAttention(32, 4, score="cosine")
+        AttentionConfig(num_heads=4, score="cosine")
     with pytest.raises(ValueError, match="left >= 0"):
         Truncated(-1, 3)
     with pytest.raises(ValueError, match=r"\(2, E\)"):
@@ -176,7 +179,7 @@ def test_bad_constructor_arguments():
 
 
 def test_sdpa_additive_is_refused_but_auto_falls_back():
-    attn = MultiHeadSelfAttention(8, 2, score="additive")
+    attn = MultiHeadSelfAttention(8, AttentionConfig(num_heads=2, score="additive"))
     assert attn(torch.randn(1, 4, 8)).shape == (1, 4, 8)
     with pytest.raises(ValueError, match="scaled dot product only"):
         attn(torch.randn(1, 4, 8), backend="sdpa")
@@ -226,7 +229,7 @@ def test_rotary_scores_depend_only_on_relative_distance():
 
 def test_encoder_returns_every_layers_weights_and_passes_the_pattern():
     torch.manual_seed(0)
-    enc = Encoder(dim=16, depth=3, num_heads=2, drop_path=0.2).eval()
+    enc = Encoder(EncoderConfig(dim=16, depth=3, num_heads=2, drop_path=0.2)).eval()
     x = torch.randn(2, 12, 16)
     mask = torch.ones(2, 12, dtype=torch.bool)
     mask[1, 8:] = False
@@ -242,7 +245,7 @@ def test_encoder_returns_every_layers_weights_and_passes_the_pattern():
 
 def test_encoder_on_graph_nodes_and_stochastic_depth_in_training():
     torch.manual_seed(0)
-    enc = Encoder(dim=8, depth=2, num_heads=2, drop_path=0.5, score="additive")
+    enc = Encoder(EncoderConfig(dim=8, depth=2, num_heads=2, drop_path=0.5, score="additive"))
     assert [b.drop_path.p for b in enc.blocks] == [0.0, 0.5]
     h = torch.randn(6, 8, requires_grad=True)
     out = enc(h, EdgeMask(torch.tensor([[0, 1, 2], [1, 2, 3]])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import Encoder, Full, attention_rollout
+from core import Encoder, EncoderConfig, Full, attention_rollout
 
 
 def rollout_by_hand(weights: list[torch.Tensor], residual: float) -> torch.Tensor:
@@ -34,7 +34,7 @@ def test_rollout_equals_the_formula(residual: float) -> None:
 
 def test_rollout_of_a_trained_encoders_weights_and_edge_cases() -> None:
     torch.manual_seed(0)
-    encoder = Encoder(dim=16, depth=2, num_heads=4).eval()
+    encoder = Encoder(EncoderConfig(dim=16, depth=2, num_heads=4)).eval()
     _, weights = encoder(torch.randn(1, 7, 16), pattern=Full(), return_weights=True)
     rollout = attention_rollout(weights)
     assert rollout.shape == (1, 7, 7) and (rollout >= 0).all()

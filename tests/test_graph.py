@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch_geometric.data import Data
 
 import apps.cli
+import apps.predictions
 from apps.base import OptimConfig
 from apps.cli import find_checkpoint, main
 from apps.graph import GraphLayer, NodeClassifier
@@ -281,13 +282,13 @@ def read_predictions(path: Path) -> list[dict[str, str]]:
 def test_predict_writes_sorted_csv_atomically(karate_dir: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     enter(karate_dir, monkeypatch)
     written: list[Path] = []
-    real_write = apps.cli.write_atomic
+    real_write = apps.predictions.write_atomic
 
     def recording_write(path: Path, text: str) -> None:
         written.append(Path(path))
         real_write(path, text)
 
-    monkeypatch.setattr(apps.cli, "write_atomic", recording_write)
+    monkeypatch.setattr(apps.predictions, "write_atomic", recording_write)
     out = Path("out") / f"{mode}.csv"
     extra = ["--data.mode", "neighbor", "--data.num_neighbors", "[-1, -1]", "--data.batch_size", "8"] \
         if mode == "neighbor" else []
@@ -311,13 +312,12 @@ def test_predict_writes_sorted_csv_atomically(karate_dir: Path, monkeypatch: pyt
 # ------------------------------------------------------------------------- mini-batch = full batch
 def predict_all(model: NodeClassifier, data: GraphData) -> tuple[torch.Tensor, torch.Tensor]:
     """(node ids, probabilities) over the predict loader, through predict_step, sorted by node id."""
-    model.on_predict_epoch_start()
     with torch.no_grad():
-        for i, batch in enumerate(data.predict_dataloader()):
-            model.predict_step(batch, i)
-    ids = torch.cat([p["node_id"] for p in model._predicted])
-    probs = torch.cat([p["prob"] for p in model._predicted])
-    pred = torch.cat([p["pred"] for p in model._predicted])
+        outputs = [model.predict_step(batch, i) for i, batch in enumerate(data.predict_dataloader())]
+    model.predicted_batches = len(outputs)
+    ids = torch.cat([p["node_id"] for p in outputs])
+    probs = torch.cat([p["prob"] for p in outputs])
+    pred = torch.cat([p["pred"] for p in outputs])
     order = ids.argsort()
     return ids[order], torch.stack([pred[order].double(), probs[order].double()], dim=1)
 
@@ -342,7 +342,7 @@ def test_neighbor_batches_with_all_neighbours_equal_full_batch(score: str, edge_
     ids_full, full_out = predict_all(model, full)
     ids, out = predict_all(model, batched)
     assert ids_full.tolist() == ids.tolist() == list(range(300))  # every node once
-    assert len(model._predicted) == math.ceil(300 / 32)
+    assert model.predicted_batches == math.ceil(300 / 32)
     assert torch.equal(out[:, 0], full_out[:, 0])  # identical classes
     assert (out[:, 1] - full_out[:, 1]).abs().max() <= TOL
     # the whole distribution too, batch by batch
@@ -464,7 +464,7 @@ BAD_GRAPHS = [
     (lambda d: setattr(d, "y", torch.zeros(4, dtype=torch.long)), "`x` has 5 rows (nodes) but `y` has 4"),
     (lambda d: setattr(d, "y", torch.zeros(5, 2, dtype=torch.long)), "`y` must be an integer tensor"),
     (lambda d: setattr(d, "y", torch.zeros(5)), "`y` must be an integer tensor"),
-    (lambda d: setattr(d, "y", torch.tensor([0, 1, -1, 0, 1])), "`y` holds label -1"),
+    (lambda d: setattr(d, "y", torch.tensor([0, 1, -2, 0, 1])), "`y` holds label -2"),  # -1: unlabelled
     (lambda d: setattr(d, "edge_index", torch.tensor([[0, 1, 2]])), "`edge_index` must be an integer tensor of "
                                                                       "shape (2, num_edges)"),
     (lambda d: setattr(d, "edge_index", torch.zeros(3, 4, dtype=torch.long)), "`edge_index` must be"),
@@ -541,8 +541,8 @@ def test_file_source_loads_a_saved_graph_with_its_masks(tmp_path: Path) -> None:
 
 def test_file_source_errors(tmp_path: Path) -> None:
     g = good_graph()
-    bad_keys = save_graph(tmp_path / "bad.pt", x=g.x, edge_index=g.edge_index, y=g.y, labels=g.y)
-    with pytest.raises(ValueError, match=r"unexpected keys \['labels'\]"):
+    bad_keys = save_graph(tmp_path / "bad.pt", x=g.x, edge_index=g.edge_index, labels=g.y)  # y named otherwise
+    with pytest.raises(ValueError, match=r"missing `y`.*holds \['edge_index', 'labels', 'x'\]"):
         GraphData(source="file", path=str(bad_keys)).setup()
     no_y = save_graph(tmp_path / "no_y.pt", x=g.x, edge_index=g.edge_index)
     with pytest.raises(ValueError, match="missing `y`"):
@@ -551,7 +551,7 @@ def test_file_source_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"wrong\.pt: `edge_index` out of range"):
         GraphData(source="file", path=str(wrong)).setup()
     torch.save([g.x], tmp_path / "list.pt")
-    with pytest.raises(ValueError, match="expected a dict with keys x, edge_index, y, got list"):
+    with pytest.raises(ValueError, match="expected a dict with keys x, edge_index, y, or a torch_geometric Data"):
         load_file(tmp_path / "list.pt")
     (tmp_path / "text.pt").write_text("not a tensor file")
     with pytest.raises(ValueError, match="cannot be read"):

@@ -11,10 +11,11 @@ import torch
 
 from apps.cli import AttnLabCLI
 from core import BigBird, Longformer, Strided
-from datamodules.bytetext import DEFAULT_ROOT, GENRES, ByteText, passages, read_documents
+from datamodules.bytetext import GENRES, ByteText, passages, read_documents
 from datamodules.listops import TOKEN_ID, ListOps, _grow, evaluate, make_listops, to_tokens
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+EWT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud"  # development copy, when there
 
 
 def parse(expression: str) -> object:
@@ -91,9 +92,9 @@ def test_read_documents_takes_genre_and_document_from_sentence_ids(tmp_path):
         read_documents(f)
 
 
-@pytest.mark.skipif(not (DEFAULT_ROOT / "en_ewt-ud-dev.conllu").is_file(), reason="EWT files not available")
+@pytest.mark.skipif(not (EWT / "en_ewt-ud-dev.conllu").is_file(), reason="EWT files not available")
 def test_byte_text_on_ewt_has_every_genre():
-    dm = ByteText(max_len=256, max_train=50, max_eval=40, batch_size=8)
+    dm = ByteText(root=str(EWT), max_len=256, max_train=50, max_eval=40, batch_size=8)
     dm.setup()
     assert len(dm.datasets["train"]) == 50 and len(dm.datasets["test"]) == 40
     labels = torch.cat([dm.datasets[s].labels for s in ("train", "val", "test")])
@@ -105,8 +106,8 @@ def test_byte_text_on_ewt_has_every_genre():
 def fit(*args: str) -> AttnLabCLI:
     return AttnLabCLI(args=["fit", *args, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
                             "--trainer.limit_val_batches", "1", "--trainer.enable_model_summary", "false",
-                            "--trainer.log_every_n_steps", "1", "--model.dim", "16", "--model.depth", "1",
-                            "--model.num_heads", "2"])
+                            "--trainer.log_every_n_steps", "1", "--model.encoder.dim", "16",
+                            "--model.encoder.depth", "1", "--model.encoder.num_heads", "2"])
 
 
 LISTOPS_TINY = ["--config", str(CONFIGS / "lra" / "listops.yaml"), "--data.min_len", "150", "--data.max_len", "200",
@@ -126,7 +127,8 @@ def test_listops_config_fits_with_a_one_line_longformer(tmp_path, monkeypatch):
 def test_kernel_keyword_from_the_command_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["attnlab"])
-    cli = fit(*LISTOPS_TINY, "--model.kernel", "linformer", "--model.num_features", "8", "--model.max_length", "256")
+    cli = fit(*LISTOPS_TINY, "--model.encoder.kernel.kind", "linformer",
+              "--model.encoder.kernel.num_features", "8", "--model.encoder.kernel.max_length", "256")
     assert cli.model.encoder.blocks[0].attn.kernel == "linformer"
     assert cli.trainer.global_step == 2
 

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from apps.cli import find_checkpoint, main
-from apps.pos import CharCNN, Tagger, window_owners, window_starts
+from apps.pos import TAGGER_ENCODER, CharCNN, Tagger, window_owners, window_starts
+from datamodules.batching import BucketBatchSampler
 from datamodules.pos import (
     IGNORE,
     SHAPES,
-    BucketBatchSampler,
     ConlluError,
     PosVocab,
     Sentence,
@@ -105,7 +105,7 @@ def test_malformed_conllu_names_file_line_and_problem(tmp_path: Path, old: str, 
 def test_raw_text_tokenisation(tmp_path: Path) -> None:
     path = tmp_path / "raw.txt"
     path.write_text("Hello, world! It's state-of-the-art: 3.5 km.\n\n  \nBye\n")
-    first, second = read_text(path)
+    first, second = read_text(path, tokenizer="regex")  # the package-free fallback; spaCy's: test_own_data.py
     assert first.words == ["Hello", ",", "world", "!", "It's", "state-of-the-art", ":", "3.5", "km", "."]
     assert [t["misc"] for t in first.tokens][:3] == ["SpaceAfter=No", "_", "SpaceAfter=No"]
     assert second.words == ["Bye"] and second.where == f"{path}:4" and first.tags is None
@@ -145,7 +145,8 @@ def test_word_endings_from_train_only() -> None:
 def test_ending_embeddings_reach_the_tags() -> None:
     vocab, batch = _vocab_and_batch([6, 4])
     assert vocab.max_suffix == 4 and batch["suffixes"].shape[:2] == batch["words"].shape
-    model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, suffix_dim=8)
+    model = Tagger(encoder=TAGGER_ENCODER.replace(dim=32, depth=1, num_heads=2), word_dim=16, char_channels=16,
+                   suffix_dim=8)
     model.set_vocab(vocab)
     model.eval()
     assert model.features.proj.in_features == 16 + 16 + 8 + len(SHAPES)
@@ -153,12 +154,13 @@ def test_ending_embeddings_reach_the_tags() -> None:
     assert not torch.allclose(model(batch), model(changed))
     with pytest.raises(ValueError, match="suffixes"):
         model({k: v for k, v in batch.items() if k != "suffixes"})
-    plain = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16)
+    plain = Tagger(encoder=TAGGER_ENCODER.replace(dim=32, depth=1, num_heads=2), word_dim=16, char_channels=16)
     plain.set_vocab(vocab)
     assert plain.features.suffixes is None and plain.features.proj.in_features == 16 + 16 + len(SHAPES)
     old = PosVocab.from_dict({k: v for k, v in vocab.to_dict().items() if k not in ("suffixes", "max_suffix")})
     with pytest.warns(UserWarning, match="no word endings"):
-        Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, suffix_dim=8).set_vocab(old)
+        Tagger(encoder=TAGGER_ENCODER.replace(dim=32, depth=1, num_heads=2), word_dim=16, char_channels=16,
+               suffix_dim=8).set_vocab(old)
 
 
 def test_second_tag_column_feeds_an_auxiliary_loss(tmp_path: Path) -> None:
@@ -183,7 +185,8 @@ def test_second_tag_column_feeds_an_auxiliary_loss(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="aux_tagset=xpos"):
         UDTreebank(train=str(blank), dev=str(blank), aux_tagset="xpos").setup("fit")
     torch.manual_seed(0)
-    model = Tagger(dim=16, depth=1, num_heads=2, word_dim=8, char_channels=8, aux_weight=0.5)
+    model = Tagger(encoder=TAGGER_ENCODER.replace(dim=16, depth=1, num_heads=2), word_dim=8, char_channels=8,
+                   aux_weight=0.5)
     model.set_vocab(vocab)
     assert model.aux_head.out_features == len(vocab.aux_tags)
     model.eval()
@@ -198,7 +201,7 @@ def test_second_tag_column_feeds_an_auxiliary_loss(tmp_path: Path) -> None:
     plain = UDTreebank(train=str(path), dev=str(path))
     plain.setup("fit")
     with pytest.raises(ValueError, match="data.aux_tagset"):
-        Tagger(dim=16, depth=1, num_heads=2, aux_weight=0.5).set_vocab(plain.vocab)
+        Tagger(encoder=TAGGER_ENCODER.replace(dim=16, depth=1, num_heads=2), aux_weight=0.5).set_vocab(plain.vocab)
 
 
 def test_bucket_batches_cover_everything_once() -> None:
@@ -230,8 +233,10 @@ def test_windows_cover_long_sentences_without_truncation() -> None:
         assert starts[0] == 0 and starts[-1] == max(0, length - window)
         assert bool(((offset >= 0) & (offset < window)).all())
     vocab, batch = _vocab_and_batch([30, 12, 3])
-    for position in ("learned", "relative", "sinusoidal"):
-        model = Tagger(dim=32, depth=1, num_heads=2, position=position, max_len=8, word_dim=16, char_channels=16)
+    # positions added to the inputs (learned, sinusoidal) or inside attention (relative)
+    for position, attention in (("learned", "none"), ("none", "relative"), ("sinusoidal", "none")):
+        model = Tagger(encoder=TAGGER_ENCODER.replace(dim=32, depth=1, num_heads=2, position=attention),
+                       position=position, max_len=8, word_dim=16, char_channels=16)
         model.set_vocab(vocab)
         model.eval()
         x = model.features(batch["words"], batch["chars"], batch["shapes"])
@@ -245,11 +250,14 @@ def test_windows_cover_long_sentences_without_truncation() -> None:
         assert len(model.tag([["the"] * 50])[0]) == 50
 
 
-@pytest.mark.parametrize("variant", [{"encoder": "bilstm"}, {"position": "rotary"}, {"position": "sinusoidal"},
+@pytest.mark.parametrize("variant", [{"backbone": "bilstm"}, {"encoder": {"position": "rotary"}},
+                                     {"position": "sinusoidal", "encoder": {"position": "none"}},
                                      {"char_encoder": "bilstm"}, {"char_kernel": [2, 3, 4, 5]},
                                      {"suffix_dim": 8}])
 def test_variants_train_a_step(tmp_path: Path, variant: dict) -> None:
-    model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16, **variant)
+    variant = dict(variant)
+    encoder = TAGGER_ENCODER.replace(dim=32, depth=1, num_heads=2, **variant.pop("encoder", {}))
+    model = Tagger(encoder=encoder, word_dim=16, char_channels=16, **variant)
     data = SyntheticTreebank(num_train=64, num_val=16, num_test=16, batch_size=16)
     trainer = L.Trainer(fast_dev_run=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=tmp_path)
@@ -279,11 +287,11 @@ def test_char_cnn_widths_see_only_the_word() -> None:
 def test_checkpoint_of_single_width_char_cnn_still_loads() -> None:
     """Checkpoints from before the list of widths named the one convolution ``chars.conv``."""
     vocab, _ = _vocab_and_batch([3])
-    model = Tagger(dim=16, depth=1, num_heads=2, word_dim=8, char_channels=8)
+    model = Tagger(encoder=TAGGER_ENCODER.replace(dim=16, depth=1, num_heads=2), word_dim=8, char_channels=8)
     model.set_vocab(vocab)
     state = {k.replace(".chars.convs.0.", ".chars.conv."): v.clone() for k, v in model.state_dict().items()}
     assert any(".chars.conv." in k for k in state)
-    fresh = Tagger(dim=16, depth=1, num_heads=2, word_dim=8, char_channels=8)
+    fresh = Tagger(encoder=TAGGER_ENCODER.replace(dim=16, depth=1, num_heads=2), word_dim=8, char_channels=8)
     checkpoint = {"pos_vocab": vocab.to_dict(), "state_dict": state}
     fresh.on_load_checkpoint(checkpoint)
     fresh.load_state_dict(checkpoint["state_dict"])
@@ -293,7 +301,7 @@ def test_checkpoint_of_single_width_char_cnn_still_loads() -> None:
 def test_loss_ignores_padding() -> None:
     vocab, batch = _vocab_and_batch([9, 2])
     batch["tags"] = torch.where(batch["mask"], 3, IGNORE)
-    model = Tagger(dim=32, depth=1, num_heads=2, word_dim=16, char_channels=16)
+    model = Tagger(encoder=TAGGER_ENCODER.replace(dim=32, depth=1, num_heads=2), word_dim=16, char_channels=16)
     model.set_vocab(vocab)
     model.eval()
     logits = model(batch)
@@ -353,8 +361,9 @@ def test_test_reports_known_unknown_and_per_tag(in_run_dir: Path) -> None:
     assert metrics["test/acc"] > 0.97 and metrics["test/acc_unknown"] > 0.5 and metrics["test/acc_known"] > 0.97
     assert 0 < metrics["test/unknown_rate"] < 0.2 and metrics["test/tokens_per_s"] > 0
     assert {"test/f1/NOUN", "test/f1/VERB", "test/f1_macro"} <= set(metrics)
-    report = json.loads(ckpt.with_name(ckpt.stem + ".pos_report.json").read_text())
-    assert set(report["per_tag"]["NOUN"]) == {"precision", "recall", "f1"}
+    report = json.loads(ckpt.with_suffix(".report.json").read_text())  # the shared per-class report
+    assert set(report["classes"]["NOUN"]) == {"precision", "recall", "f1", "support"}
+    assert report["extras"]["acc_unknown"] == metrics["test/acc_unknown"]
 
 
 @pytest.mark.filterwarnings("ignore:.*custom batch sampler")
@@ -374,7 +383,13 @@ def test_predict_writes_conllu_from_text_and_conllu(in_run_dir: Path) -> None:
     parsed = conllu.parse(written)
     assert [t["id"] for t in parsed[0]] == [1, (2, "-", 3), 2, 3, 4, (4, ".", 1), 5]
     assert parsed[0].metadata["text"] == "I don't know." and all(t["upos"] for t in parsed[0] if t["id"] != (2, "-", 3))
-    untouched = [line.split("\t")[:3] + line.split("\t")[4:] for line in written.splitlines() if "\t" in line]
+    lemma_to_deps = [line.split("\t")[2:9] for line in written.splitlines() if "\t" in line]
+    assert {c for row in lemma_to_deps for i, c in enumerate(row) if i != 1} == {"_"}  # only UPOS is predicted
+    assert [line.split("\t")[9] for line in written.splitlines() if "\t" in line][4] == "SpaceAfter=No"
+    attnlab("predict", *SMALL, "--ckpt_path", "best", "--data.predict_path", "in.conllu",
+            "--data.predict_output", "out/kept.conllu", "--data.keep_columns", "true")
+    kept = Path("out/kept.conllu").read_text()
+    untouched = [line.split("\t")[:3] + line.split("\t")[4:] for line in kept.splitlines() if "\t" in line]
     assert untouched == [line.split("\t")[:3] + line.split("\t")[4:] for line in EDGE.splitlines() if "\t" in line]
     assert not list(Path("out").glob(".*.tmp"))
 
@@ -387,15 +402,16 @@ def test_test_without_checkpoint_says_what_is_missing(in_run_dir: Path) -> None:
 def test_init_from_fine_tunes_and_reports_keys(in_run_dir: Path, tmp_path: Path) -> None:
     ckpt = find_checkpoint(APP_DIR, "best")
     source = Tagger.load_from_checkpoint(ckpt, map_location="cpu")
-    model = Tagger(dim=64, depth=2, num_heads=4, mlp_ratio=2.0, max_relative_distance=8, word_dim=48, char_dim=16,
-                   char_channels=48, init_from=str(ckpt))
+    model = Tagger(encoder=TAGGER_ENCODER.replace(dim=64, depth=2, num_heads=4, mlp_ratio=2.0, max_relative_distance=8),
+                   word_dim=48, char_dim=16, char_channels=48, init_from=str(ckpt))
     data = SyntheticTreebank(num_train=64, num_val=16, num_test=16, seed=3, min_word_freq=1)  # other words
     trainer = L.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(model, data)
     assert model.vocab == source.vocab and data.vocab is model.vocab  # the new data is encoded with the old vocab
     assert model.init_report["loaded"] == sorted(source.state_dict()) and not model.init_report["missing"]
-    narrower = Tagger(dim=32, depth=2, num_heads=4, word_dim=48, char_dim=16, char_channels=48)
+    narrower = Tagger(encoder=TAGGER_ENCODER.replace(dim=32, depth=2, num_heads=4), word_dim=48, char_dim=16,
+                      char_channels=48)
     narrower.set_vocab(source.vocab)
     report = narrower.load_matching_weights(ckpt)
     assert "features.word.weight" in report["loaded"] and "head.weight" in report["reshaped"]

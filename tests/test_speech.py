@@ -15,9 +15,10 @@ import soundfile as sf
 import torch
 
 import datamodules.speech as speech
+import datamodules.speech.cache as speech_cache
 from apps.base import OptimConfig
 from apps.cli import find_checkpoint, main
-from apps.speech import FrameClassifier, UtteranceClassifier, boundary_frames
+from apps.speech import SPEECH_ENCODER, FrameClassifier, UtteranceClassifier, boundary_frames
 from core import AttentionPooling, Full, StreamingEncoder, Truncated
 from datamodules.speech import (
     IGNORE,
@@ -167,13 +168,13 @@ def test_bad_files_stop_or_are_skipped_as_configured(tmp_path: Path, case: str) 
 def test_features_are_computed_once_and_cached_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root, cache = small_corpus(tmp_path / "c"), tmp_path / "cache"
     dm = PhoneCorpus(root=str(root), features=FeatureConfig(n_mels=20, deltas=1), cache_dir=str(cache), batch_size=1)
-    model = FrameClassifier(dim=16, depth=1, num_heads=2, pattern=Truncated(4, 4))
+    model = FrameClassifier(encoder=SPEECH_ENCODER.replace(dim=16, depth=1, num_heads=2), pattern=Truncated(4, 4))
     trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(model, dm)
     assert trainer.current_epoch == 2 and dm.feature_computations == 3  # 2 train + 1 dev files, for 2 epochs
     assert len(list(cache.glob("*.pt"))) == 3 and not list(cache.glob(".*.tmp"))
-    monkeypatch.setattr(speech, "_FEATURES", {})  # a new process: only the disk cache is left
+    monkeypatch.setattr(speech_cache, "_FEATURES", {})  # a new process: only the disk cache is left
     again = PhoneCorpus(root=str(root), features=FeatureConfig(n_mels=20, deltas=1), cache_dir=str(cache))
     again.setup("fit")
     assert again.feature_computations == 0
@@ -227,7 +228,7 @@ def _meta(num_labels: int = 5, **features) -> SpeechMeta:
 
 def test_padding_is_excluded(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = FrameClassifier(dim=32, depth=2, num_heads=4, pattern=Truncated(8, 3))
+    model = FrameClassifier(encoder=SPEECH_ENCODER.replace(dim=32, depth=2, num_heads=4), pattern=Truncated(8, 3))
     model.set_meta(_meta(n_mels=12))
     model.eval()
     long, short = torch.randn(300, 12), torch.randn(140, 12)
@@ -246,8 +247,9 @@ def test_padding_is_excluded(tmp_path: Path) -> None:
 ])
 def test_streaming_equals_offline(position: str, left: int, right: int, chunk: int, input_context: int) -> None:
     torch.manual_seed(0)
-    model = FrameClassifier(dim=32, depth=3, num_heads=4, position=position, pattern=Truncated(left, right),
-                            max_relative_distance=max(left, right, 1), input_context=input_context)
+    model = FrameClassifier(encoder=SPEECH_ENCODER.replace(dim=32, depth=3, num_heads=4, position=position,
+                            max_relative_distance=max(left, right, 1)), pattern=Truncated(left, right),
+                            input_context=input_context)
     model.set_meta(_meta(n_mels=12))
     model.eval()
     length = 700 if chunk > 1 else 160
@@ -280,18 +282,18 @@ def test_stream_file_equals_offline_pass(tmp_path: Path) -> None:
     pieces.append(stream.flush())
     torch.testing.assert_close(torch.cat(pieces), features, atol=1e-4, rtol=1e-5)
     torch.manual_seed(0)
-    model = FrameClassifier(dim=32, depth=2, num_heads=4, pattern=Truncated(6, 2))
+    model = FrameClassifier(encoder=SPEECH_ENCODER.replace(dim=32, depth=2, num_heads=4), pattern=Truncated(6, 2))
     model.set_meta(meta)
     model.eval()
     offline = model(meta.normalise(features)[None], torch.ones(1, len(features), dtype=torch.bool))[0]
     streamed = torch.cat(list(model.stream_file(path, seconds=0.37)))
     assert streamed.shape == offline.shape and torch.equal(streamed.argmax(-1), offline.argmax(-1))
     torch.testing.assert_close(streamed, offline, atol=1e-4, rtol=1e-4)
-    per_utterance = FrameClassifier(dim=32, depth=1, num_heads=4)
+    per_utterance = FrameClassifier(encoder=SPEECH_ENCODER.replace(dim=32, depth=1, num_heads=4))
     per_utterance.set_meta(_meta())
     with pytest.raises(ValueError, match="normalize: global"):
         next(per_utterance.stream_file(path))
-    full = FrameClassifier(dim=32, depth=1, num_heads=4, pattern=Full())
+    full = FrameClassifier(encoder=SPEECH_ENCODER.replace(dim=32, depth=1, num_heads=4), pattern=Full())
     full.set_meta(_meta())
     with pytest.raises(ValueError, match="Truncated"):
         next(full.stream([features]))
@@ -336,7 +338,8 @@ def test_fsdd_split_and_utterance_classifier_learns(tmp_path: Path) -> None:
     assert test_ids == {f"{d}_{s}_{i}" for d in range(3) for s in ("ann", "bob") for i in range(5)}
     assert not {u.id for u in dm.records("train")} & ({u.id for u in dm.records("val")} | test_ids)
     assert len(dm.records("train")) + len(dm.records("val")) == 42
-    model = UtteranceClassifier(dim=32, depth=1, num_heads=4, pattern=Full(), optim=OptimConfig(lr=3e-3))
+    model = UtteranceClassifier(encoder=SPEECH_ENCODER.replace(dim=32, depth=1, num_heads=4), pattern=Full(),
+                                optim=OptimConfig(lr=3e-3))
     trainer = L.Trainer(max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(model, dm)

@@ -17,14 +17,22 @@ from PIL import Image
 from torchvision.models import VisionTransformer
 
 from apps.cli import find_checkpoint, main
-from apps.vision import ViT, ViTClassifier, adapt_state, interpolate_positions, torchvision_state_dict
+from apps.vision import (
+    VIT_CLASSIFIER_ENCODER,
+    VIT_ENCODER,
+    ViT,
+    ViTClassifier,
+    adapt_state,
+    interpolate_positions,
+    torchvision_state_dict,
+)
 from datamodules.vision import ImageError, VisionData, read_folder, stratified_split
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 DIGITS = ["--config", str(ROOT / "configs" / "vision" / "digits.yaml"), *QUIET, "--trainer.max_epochs", "6",
           "--model.optim.lr", "0.005", "--model.optim.warmup_ratio", "0.1",
-          "--model.dim", "32", "--model.depth", "2", "--model.num_heads", "2"]
+          "--model.encoder.dim", "32", "--model.encoder.depth", "2", "--model.encoder.num_heads", "2"]
 APP_DIR = Path("runs") / "vision"
 
 
@@ -65,8 +73,8 @@ def test_init_from_torchvision_weights_file_at_another_image_size(tmp_path: Path
     tv = tiny_torchvision(image_size=32, num_classes=1000)
     weights = tmp_path / "vit.pth"
     torch.save(tv.state_dict(), weights)
-    model = ViTClassifier(image_size=16, in_channels=3, num_classes=10, patch_size=8, dim=32, depth=2, num_heads=4,
-                          mlp_ratio=1.5, norm_eps=1e-6)
+    model = ViTClassifier(encoder=VIT_CLASSIFIER_ENCODER.replace(dim=32, depth=2, num_heads=4, mlp_ratio=1.5,
+                          norm_eps=1e-6), image_size=16, in_channels=3, num_classes=10, patch_size=8)
     report = model.initialise_from(f"torchvision:vit_b_16={weights}")
     assert report["reshaped"] == ["net.head.bias", "net.head.weight"] and not report["missing"]
     expected = interpolate_positions(tv.encoder.pos_embedding.detach(), 1, 2)
@@ -94,8 +102,8 @@ def test_position_interpolation() -> None:
 
 
 def test_adapt_state_grey_to_rgb_and_cls_to_mean() -> None:
-    grey = ViT(8, 2, 1, 10, dim=16, depth=1, num_heads=2)
-    rgb = ViT(16, 2, 3, 10, dim=16, depth=1, num_heads=2, pool="mean")
+    grey = ViT(8, 2, 1, 10, encoder=VIT_ENCODER.replace(dim=16, depth=1, num_heads=2))
+    rgb = ViT(16, 2, 3, 10, encoder=VIT_ENCODER.replace(dim=16, depth=1, num_heads=2), pool="mean")
     state = adapt_state(rgb, grey.state_dict())
     assert state["patch_embed.weight"].shape == rgb.patch_embed.weight.shape
     torch.testing.assert_close(state["patch_embed.weight"].sum(1), grey.patch_embed.weight.sum(1))
@@ -104,10 +112,12 @@ def test_adapt_state_grey_to_rgb_and_cls_to_mean() -> None:
 
 # ----------------------------------------------------------------------------------------- fine-tuning
 def test_init_from_our_checkpoint_with_new_classes_and_size(tmp_path: Path) -> None:
-    source = ViTClassifier(image_size=8, in_channels=1, num_classes=10, patch_size=2, dim=16, depth=2, num_heads=2)
+    source = ViTClassifier(encoder=VIT_CLASSIFIER_ENCODER.replace(dim=16, depth=2, num_heads=2), image_size=8,
+                           in_channels=1, num_classes=10, patch_size=2)
     ckpt = tmp_path / "source.ckpt"
     torch.save({"state_dict": source.state_dict()}, ckpt)
-    target = ViTClassifier(image_size=16, in_channels=1, num_classes=3, patch_size=2, dim=16, depth=2, num_heads=2)
+    target = ViTClassifier(encoder=VIT_CLASSIFIER_ENCODER.replace(dim=16, depth=2, num_heads=2), image_size=16,
+                           in_channels=1, num_classes=3, patch_size=2)
     report = target.initialise_from(str(ckpt))
     assert report["reshaped"] == ["net.head.bias", "net.head.weight"]
     assert not report["missing"] and not report["unexpected"]
@@ -119,8 +129,8 @@ def test_init_from_our_checkpoint_with_new_classes_and_size(tmp_path: Path) -> N
 
 
 def test_freeze_backbone_and_layer_decay() -> None:
-    model = ViTClassifier(image_size=8, in_channels=1, num_classes=4, patch_size=2, dim=16, depth=3, num_heads=2,
-                          layer_decay=0.5, head_lr_scale=2.0)
+    model = ViTClassifier(encoder=VIT_CLASSIFIER_ENCODER.replace(dim=16, depth=3, num_heads=2), image_size=8,
+                          in_channels=1, num_classes=4, patch_size=2, layer_decay=0.5, head_lr_scale=2.0)
     assert model.lr_scale("net.head.weight") == 2.0
     assert model.lr_scale("net.encoder.norm.weight") == 1.0
     assert model.lr_scale("net.encoder.blocks.2.attn.qkv.weight") == 0.5
@@ -175,7 +185,7 @@ def test_folder_and_tar_sources(tmp_path: Path) -> None:
 
 
 def test_decoded_folder_is_cached_and_refreshed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import datamodules.vision as vision
+    import datamodules.vision.cache as vision  # read_folder_cached looks read_folder up there
 
     folder = write_folder(tmp_path)
     first = VisionData(source="folder", path=str(folder), root=str(tmp_path / "data"))

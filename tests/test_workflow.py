@@ -26,8 +26,8 @@ from torch.utils.data import DistributedSampler, SequentialSampler
 from apps.callbacks import NonFiniteError, NonFiniteGuard
 from apps.cli import find_checkpoint, main
 from apps.graph import NodeClassifier
-from apps.sequence import SequenceClassifier
-from datamodules.base import ShardedBatchSampler
+from apps.sequence import SEQUENCE_ENCODER, SequenceClassifier
+from datamodules.batching import ShardedBatchSampler
 from datamodules.speech import parse_alignment, phone_shapes, synthetic_utterance
 from datamodules.synthetic import SyntheticSequences
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 ATTNLAB = str(Path(sys.executable).with_name("attnlab"))
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-SMALL_ENCODER = ["--model.dim", "32", "--model.depth", "1", "--model.num_heads", "2"]
+SMALL_ENCODER = ["--model.encoder.dim", "32", "--model.encoder.depth", "1", "--model.encoder.num_heads", "2"]
 APPS = {
     "graph": (["--config", str(CONFIGS / "graph" / "karate.yaml"), "--trainer.max_epochs", "10"], "graph"),
     "pos": (["--config", str(CONFIGS / "pos" / "synthetic.yaml"), *SMALL_ENCODER, "--model.word_dim", "16",
@@ -46,9 +46,9 @@ APPS = {
     "speech": (["--config", str(CONFIGS / "speech" / "synthetic.yaml"), *SMALL_ENCODER, "--data.num_train", "24",
                 "--data.num_val", "8", "--data.num_test", "8", "--trainer.max_epochs", "1"], "frameclassifier"),
 }
-DEMO = ["--config", str(CONFIGS / "demo" / "majority.yaml"), *QUIET, "--model.dim", "16", "--model.depth", "1",
-        "--model.num_heads", "2", "--data.num_train", "96", "--data.num_val", "32", "--data.num_test", "32",
-        "--data.batch_size", "16"]
+DEMO = ["--config", str(CONFIGS / "demo" / "majority.yaml"), *QUIET, "--model.encoder.dim", "16",
+        "--model.encoder.depth", "1", "--model.encoder.num_heads", "2", "--data.num_train", "96",
+        "--data.num_val", "32", "--data.num_test", "32", "--data.batch_size", "16"]
 
 
 def attnlab(*args: str) -> None:
@@ -95,7 +95,8 @@ def test_test_writes_metrics_json(app: str, trained, monkeypatch: pytest.MonkeyP
     attnlab("test", *args, *QUIET, "--ckpt_path", "best")
     ckpt = find_checkpoint(Path("runs") / folder, "best")
     record = json.loads(ckpt.with_suffix(".metrics.json").read_text())
-    assert set(record) == {"metrics", "checkpoint", "model", "data", "dataset", "config_sha256", "date"}
+    assert set(record) == {"metrics", "split", "examples", "batches", "limits", "report", "checkpoint", "model", "data",
+                           "dataset", "config_sha256", "date"}
     assert record["metrics"] and all(isinstance(v, float) and math.isfinite(v) for v in record["metrics"].values())
     assert 0.0 <= record["metrics"]["test/acc"] <= 1.0
     assert Path(record["checkpoint"]) == ckpt and record["model"].startswith("apps.")
@@ -186,21 +187,21 @@ def test_explain_takes_the_config_saved_with_the_run(trained, monkeypatch: pytes
 def test_explain_finds_a_sentence_and_classes_worth_drawing() -> None:
     """Regression: evaluation loaders sort by length (EWT's first batch is one-word sentences) and a validation
     split may be ordered by class (CIFAR's first batch is all airplanes); explain looks further."""
-    from apps.explain import MAX_TOKENS, MIN_TOKENS, first_drawable
-    from apps.vision import ViTClassifier
+    from apps.plotting import MAX_TOKENS, MIN_TOKENS
+    from apps.vision import VIT_CLASSIFIER_ENCODER, ViTClassifier
 
-    tagger = SequenceClassifier(16, 4, dim=16, depth=1, num_heads=2)
+    tagger = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=16, depth=1, num_heads=2))
     def batch(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return torch.zeros(4, n, dtype=torch.long), torch.ones(4, n, dtype=torch.bool), torch.zeros(4)
     sorted_by_length = [batch(1), batch(3), batch(MIN_TOKENS + 2), batch(MAX_TOKENS + 5)]
-    assert first_drawable(tagger, sorted_by_length)[1].size(1) == MIN_TOKENS + 2
-    assert first_drawable(tagger, [batch(1), batch(2)])[1].size(1) == 1  # nothing fits: the first batch
+    assert tagger.explain_batch(sorted_by_length)[1].size(1) == MIN_TOKENS + 2
+    assert tagger.explain_batch([batch(1), batch(2)])[1].size(1) == 1  # nothing fits: the first batch
 
-    vit = ViTClassifier(dim=16, depth=1, num_heads=2)
+    vit = ViTClassifier(encoder=VIT_CLASSIFIER_ENCODER.replace(dim=16, depth=1, num_heads=2))
     by_class = [(torch.full((5, 1, 8, 8), float(c)), torch.full((5,), c)) for c in range(10)]
-    images, labels = first_drawable(vit, by_class)
+    images, labels = vit.explain_batch(by_class)
     assert labels.tolist() == list(range(8)) and images[:, 0, 0, 0].tolist() == list(range(8))
-    images, labels = first_drawable(vit, by_class[:2])  # two classes: one of each, then the rest in order
+    images, labels = vit.explain_batch(by_class[:2])  # two classes: one of each, then the rest in order
     assert labels.tolist() == [0, 1, 0, 0, 0, 0, 1, 1]
 
 
@@ -216,12 +217,12 @@ def test_fine_tune_graph_with_new_input_projection_and_head(trained, monkeypatch
             "--model.norm", "layer", "--model.input_proj", "true", "--model.output", "linear",
             "--model.edge_features", "false", "--data.csbm.num_classes", "3", "--data.csbm.num_nodes", "300",
             "--trainer.default_root_dir", "csbm")
-    run = sorted((Path("csbm") / "runs" / "graph").glob("version_*"))[-1]
+    run = sorted((Path("csbm") / "graph").glob("version_*"))[-1]
     report = json.loads((run / "init_from.json").read_text())
     assert report["source"] == str(source)
     assert set(report["reshaped"]) == {"input_proj.weight", "head.weight", "head.bias"}
     assert any(k.startswith("encoder.layers.1.") for k in report["loaded"]) and not report["missing"]
-    tuned = NodeClassifier.load_from_checkpoint(find_checkpoint(Path("csbm") / "runs" / "graph", "last"))
+    tuned = NodeClassifier.load_from_checkpoint(find_checkpoint(Path("csbm") / "graph", "last"))
     original = torch.load(source, weights_only=True)["state_dict"]
     for key, value in tuned.state_dict().items():
         if key.startswith("encoder."):  # frozen: still the source's weights
@@ -229,7 +230,8 @@ def test_fine_tune_graph_with_new_input_projection_and_head(trained, monkeypatch
 
 
 def test_head_and_backbone_learning_rates() -> None:
-    model = SequenceClassifier(16, 4, dim=16, depth=1, num_heads=2, head_lr_scale=5.0, backbone_lr_scale=0.1)
+    model = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=16, depth=1, num_heads=2), head_lr_scale=5.0,
+                               backbone_lr_scale=0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     lr = {names[id(p)]: g.get("lr", model.optim.lr) for g in model.parameter_groups() for p in g["params"]}
     assert len(lr) == len(names)
@@ -252,10 +254,10 @@ def test_checkpoint_that_does_not_fit_names_the_keys(tmp_path: Path, monkeypatch
     err = capsys.readouterr().err
     assert "saved by apps.sequence.SequenceClassifier" in err and "apps.graph.NodeClassifier" in err
     # the same app with other sizes: the mismatching keys by name
-    wider = SequenceClassifier(16, 4, dim=32, depth=1, num_heads=2)
+    wider = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=32, depth=1, num_heads=2))
     with pytest.raises(ValueError, match=r"shape mismatch .*embed\.weight: checkpoint \(16, 16\), model \(16, 32\)"):
         wider.load_state_dict(torch.load(ckpt, weights_only=True)["state_dict"])
-    deeper = SequenceClassifier(16, 4, dim=16, depth=2, num_heads=2)
+    deeper = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=16, depth=2, num_heads=2))
     trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     with pytest.raises(ValueError, match=r"keys missing from the checkpoint: \['encoder\.blocks\.1\."):
         trainer.test(deeper, SyntheticSequences(num_train=32, num_val=16, num_test=16), ckpt_path=str(ckpt))
@@ -279,7 +281,7 @@ def test_config_typos_show_the_valid_keys(tmp_path: Path, monkeypatch: pytest.Mo
 def test_nonfinite_guard_errors_skips_or_warns(tmp_path: Path) -> None:
     def run(action: str) -> tuple[SequenceClassifier, NonFiniteGuard]:
         torch.manual_seed(0)
-        model = SequenceClassifier(16, 4, dim=16, depth=1, num_heads=2)
+        model = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=16, depth=1, num_heads=2))
         model.head.bias.register_hook(lambda g: g * float("nan"))  # every step's gradient is NaN
         guard = NonFiniteGuard(action)
         trainer = L.Trainer(max_steps=3, callbacks=[guard], logger=False, enable_checkpointing=False,
@@ -291,7 +293,8 @@ def test_nonfinite_guard_errors_skips_or_warns(tmp_path: Path) -> None:
     with pytest.raises(NonFiniteError, match=r"step 0 .*gradients of 1 parameter tensors are not finite: \['head"):
         run("error")
     torch.manual_seed(0)
-    before = SequenceClassifier(16, 4, dim=16, depth=1, num_heads=2)  # same seed: the initial weights
+    # same seed: the initial weights
+    before = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=16, depth=1, num_heads=2))
     with pytest.warns(UserWarning, match="step skipped"):
         model, guard = run("skip")
     assert guard.skipped == 3 and all(torch.isfinite(p).all() for p in model.parameters())
@@ -334,7 +337,7 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
 def test_fit_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
     """Deterministic mode: fit 4 epochs without a break; fit again, SIGKILL it once last.ckpt holds epoch 0,
     resume with --ckpt_path last. Weights and test metrics of the two last.ckpt files are identical."""
-    args = [*DEMO, "--trainer.max_epochs", "4", "--trainer.deterministic", "true", "--model.dropout", "0.2",
+    args = [*DEMO, "--trainer.max_epochs", "4", "--trainer.deterministic", "true", "--model.encoder.dropout", "0.2",
             "--data.num_train", "320", "--trainer.accelerator", "cpu"]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     whole.mkdir()

@@ -1,0 +1,26 @@
+"""Part-of-speech tagging data: CoNLL-U treebanks (Universal Dependencies) or a synthetic tagged corpus.
+
+One concern per module: ``conllu`` (reading, validation, writing tags back), ``tokenise`` (raw text),
+``vocab`` (``PosVocab``, word shapes and endings), ``batches`` (encoded sentences, collate), ``datamodule``
+(``PosDataModule``), ``treebank`` (``UDTreebank``) and ``synthetic`` (``SyntheticTreebank``, the offline default).
+
+The names below are the package's public interface; configs and old checkpoints name the datamodules as
+``datamodules.pos.<Class>``, which keeps resolving through these re-exports.
+"""
+
+from ..batching import IGNORE
+from .batches import EncodedSentences, collate
+from .conllu import FIELDS, TAGSETS, ConlluError, Sentence, Tagset, fill_tags, parse_conllu, read_conllu
+from .datamodule import PosDataModule
+from .synthetic import AMBIGUOUS, LEXICON, SyntheticTreebank, generate_sentence, make_synthetic
+from .tokenise import TOKENIZERS, Tokenizer, read_text, spacy_tokenizer, split_tokens, text_sentence, tokenize
+from .treebank import UDTreebank
+from .vocab import BOW, EOW, SHAPES, PosVocab, Vocab, word_shape, word_suffixes
+
+__all__ = [
+    "AMBIGUOUS", "BOW", "EOW", "FIELDS", "IGNORE", "LEXICON", "SHAPES", "TAGSETS", "TOKENIZERS",
+    "ConlluError", "EncodedSentences", "PosDataModule", "PosVocab", "Sentence", "SyntheticTreebank", "Tagset",
+    "Tokenizer", "UDTreebank", "Vocab",
+    "collate", "fill_tags", "generate_sentence", "make_synthetic", "parse_conllu", "read_conllu", "read_text",
+    "spacy_tokenizer", "split_tokens", "text_sentence", "tokenize", "word_shape", "word_suffixes",
+]

@@ -1,0 +1,178 @@
+"""Vocabularies: word (lower-cased, min-frequency), character, word-ending and tag vocabularies, and the word
+shape features, built from the training split only (``PosVocab``). The tagger stores them in its checkpoints,
+so test/predict never rebuild them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..batching import IGNORE
+from .conllu import Sentence, Tagset
+
+
+class Vocab:
+    """Strings <-> ids; id 0 is ``<pad>``, id 1 is ``<unk>`` (what every unseen string maps to)."""
+
+    PAD, UNK = "<pad>", "<unk>"
+
+    def __init__(self, items: Iterable[str]) -> None:
+        self.itos = [self.PAD, self.UNK, *(s for s in items if s not in (self.PAD, self.UNK))]
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("Vocab items must be unique")
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.stoi
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} entries: {self.itos[2:8]}...)"
+
+    def ids(self, items: Iterable[str]) -> list[int]:
+        return [self.stoi.get(s, 1) for s in items]
+
+
+# Shape features of a word: robust cues for words the word vocabulary has never seen.
+SHAPES = ("title", "upper", "mixed_case", "has_digit", "number", "hyphen", "no_alnum", "url_or_email")
+_NUMBER = re.compile(r"[+-]?[\d.,:/]*\d[\d.,:/]*")
+
+
+def word_shape(word: str) -> list[bool]:
+    letters = [c for c in word if c.isalpha()]
+    return [
+        word[:1].isupper() and not word.isupper(),
+        len(letters) > 1 and word.isupper(),
+        any(c.isupper() for c in word[1:]) and any(c.islower() for c in word),
+        any(c.isdigit() for c in word),
+        bool(_NUMBER.fullmatch(word)),
+        "-" in word,
+        not any(c.isalnum() for c in word),
+        "@" in word or "://" in word or word.lower().startswith("www."),
+    ]
+
+
+def word_suffixes(word: str, max_suffix: int) -> list[str]:
+    """The endings of 1..``max_suffix`` characters that are shorter than ``word`` (so never the word itself)."""
+    return [word[-k:] for k in range(1, min(max_suffix, len(word) - 1) + 1)]
+
+
+BOW, EOW = "<w>", "</w>"  # begin / end of word markers around each word's characters
+
+
+@dataclass
+class PosVocab:
+    """Everything a tagger needs to turn sentences into ids and ids into tags; built from training data only.
+
+    ``words``: lower-cased forms seen at least ``min_freq`` times; ``known``: every lower-cased training
+    form (a word outside it is "unknown" in the known/unknown accuracy); ``chars``: characters of the
+    training forms (case kept), plus the word markers; ``tags``: the tags of the training data (a gold
+    tag outside it maps to ``<unk>``, which the tagger never predicts, so it counts as an error).
+    ``max_word_chars``: longer words keep their first and last ``max_word_chars // 2`` characters.
+    ``suffixes``: endings of 1..``max_suffix`` characters of lower-cased training forms longer than the ending,
+    kept when at least ``min_suffix_words`` distinct forms share them ("-ing", "-ly", "-ness"): an unseen
+    word gets an id for each ending it shares with training words, which tells its class more often than
+    not (Brants 2000; Collobert et al. 2011). ``max_suffix`` 0: none (vocabularies saved before they existed).
+    ``aux_tags``: the tags of a second column (``aux_tagset``, e.g. XPOS beside UPOS) for an auxiliary loss.
+    """
+
+    words: Vocab
+    chars: Vocab
+    tags: Vocab
+    tagset: str = "upos"
+    known: frozenset[str] = field(default_factory=frozenset)
+    max_word_chars: int = 24
+    suffixes: Vocab = field(default_factory=lambda: Vocab([]))
+    max_suffix: int = 0
+    aux_tags: Vocab = field(default_factory=lambda: Vocab([]))
+    aux_tagset: str | None = None
+
+    @classmethod
+    def build(cls, sentences: Sequence[Sentence], tagset: Tagset = "upos", min_freq: int = 2,
+              max_word_chars: int = 24, max_suffix: int = 4, min_suffix_words: int = 3,
+              aux_tagset: Tagset | None = None) -> PosVocab:
+        if not sentences:
+            raise ValueError("cannot build a vocabulary from no training sentences")
+        aux = Counter(t for s in sentences for t in (s.column(aux_tagset) or ()) if t) if aux_tagset else Counter()
+        if aux_tagset and not aux:
+            raise ValueError(f"data.aux_tagset={aux_tagset}: the training sentences have no {aux_tagset} column "
+                             "values (CoNLL-U files only; '_' everywhere?)")
+        counts = Counter(w.lower() for s in sentences for w in s.words)
+        endings = Counter(e for w in counts for e in word_suffixes(w, max_suffix))
+        chars = Counter(c for s in sentences for w in s.words for c in w)
+        tags = Counter(t for s in sentences for t in (s.tags or ()))
+        if not tags:
+            raise ValueError("the training sentences carry no tags")
+        return cls(
+            words=Vocab(w for w, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_freq),
+            chars=Vocab([BOW, EOW, *sorted(chars)]),
+            tags=Vocab(sorted(tags)),
+            tagset=tagset,
+            known=frozenset(counts),
+            max_word_chars=max_word_chars,
+            suffixes=Vocab(sorted(e for e, n in endings.items() if n >= min_suffix_words)),
+            max_suffix=max_suffix,
+            aux_tags=Vocab(sorted(aux)),
+            aux_tagset=aux_tagset,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and strings: safe for ``torch.load(weights_only=True)`` inside a checkpoint."""
+        return {"words": self.words.itos[2:], "chars": self.chars.itos[2:], "tags": self.tags.itos[2:],
+                "tagset": self.tagset, "known": sorted(self.known), "max_word_chars": self.max_word_chars,
+                "suffixes": self.suffixes.itos[2:], "max_suffix": self.max_suffix,
+                "aux_tags": self.aux_tags.itos[2:], "aux_tagset": self.aux_tagset}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PosVocab:
+        return cls(Vocab(d["words"]), Vocab(d["chars"]), Vocab(d["tags"]), d["tagset"], frozenset(d["known"]),
+                   d["max_word_chars"], Vocab(d.get("suffixes", [])), d.get("max_suffix", 0),
+                   Vocab(d.get("aux_tags", [])), d.get("aux_tagset"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PosVocab) and self.to_dict() == other.to_dict()
+
+    @property
+    def tag_names(self) -> list[str]:
+        return self.tags.itos
+
+    def char_ids(self, word: str) -> list[int]:
+        half = self.max_word_chars // 2
+        chars = word if len(word) <= self.max_word_chars else word[:half] + word[-half:]
+        return [self.chars.stoi[BOW], *self.chars.ids(chars), self.chars.stoi[EOW]]
+
+    def suffix_ids(self, word: str) -> list[int]:
+        """Ids of the word's endings, shortest first, 0 where the word is too short for one (``max_suffix``,)."""
+        ids = self.suffixes.ids(word_suffixes(word, self.max_suffix))
+        return ids + [0] * (self.max_suffix - len(ids))
+
+    def encode(self, words: Sequence[str], tags: Sequence[str] | None = None,
+               aux_tags: Sequence[str | None] | None = None) -> dict[str, Tensor]:
+        """One sentence as tensors: words (L,), chars (L, C), suffixes (L, K), shapes (L, S), known (L,), tags (L,),
+        aux_tags (L,) (``IGNORE`` where a word has no tag in the second column or none is given)."""
+        chars = [self.char_ids(w) for w in words]
+        width = max(len(c) for c in chars)
+        lowered = [w.lower() for w in words]
+        item = {
+            "words": torch.tensor(self.words.ids(lowered)),
+            "chars": torch.tensor([c + [0] * (width - len(c)) for c in chars]),
+            "suffixes": torch.tensor([self.suffix_ids(w) for w in lowered], dtype=torch.long).view(len(words), -1),
+            "shapes": torch.tensor([word_shape(w) for w in words]),
+            "known": torch.tensor([w in self.known for w in lowered]),
+        }
+        item["tags"] = torch.tensor(self.tags.ids(tags)) if tags is not None else torch.full((len(words),), IGNORE)
+        item["aux_tags"] = torch.tensor([IGNORE if t is None else self.aux_tags.stoi.get(t, 1)
+                                         for t in (aux_tags or [None] * len(words))], dtype=torch.long)
+        return item
