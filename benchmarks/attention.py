@@ -1,10 +1,16 @@
-"""Banded truncated attention vs SDPA with a dense boolean mask (CPU, forward+backward).
+"""Banded truncated attention vs SDPA with a dense boolean mask and vs ``dense`` (CPU, forward+backward).
 
 Why: a ``Truncated(left=64, right=64)`` pattern lets each query see 129 keys, so the
 ``banded`` backend costs O(L·w) time and memory, while the ``sdpa`` backend, the anchor,
 materialises the pattern as a dense (L, L) boolean mask and hands it to
 ``torch.nn.functional.scaled_dot_product_attention``: O(L²). This script shows how far
 apart they are for L = 1k .. 64k, and that the banded backend runs 1M frames forward-only.
+A second table does the same with relative-position scores (``RelativePositionBias``, max distance
+64), which SDPA cannot add: banded against the ``dense`` reference formula with the same scores.
+Both tables also time the banded kernel as it was before the fused rewrite
+(``benchmarks/reference_banded.py``, benchmark-only), and a last section runs
+``benchmarks/festival_speed.py``: the festival config's training throughput with the new and the
+reference kernel, measured as a ratio in one process.
 
 Method
 ------
@@ -59,10 +65,12 @@ from benchmarks.child import run_child  # noqa: E402
 
 HEADS, HEAD_DIM, BATCH = 4, 64, 1
 LEFT, RIGHT = 64, 64
+MAX_RELATIVE = 64  # relative-position table of the second table: every distance in the band has its own row
 BYTES = 4  # float32
 GIB, MIB = 2**30, 2**20
 STEP_BUDGET_S = 40.0  # timed seconds per configuration beyond which repeats are cut (min 3)
 CHILD_TIMEOUT_S = 420.0
+FESTIVAL_TIMEOUT_S = 1800.0
 MIN_REPEATS = 3
 
 
@@ -74,6 +82,8 @@ def estimate_bytes(backend: str, length: int, forward_only: bool = False) -> flo
     tensor = BATCH * HEADS * length * HEAD_DIM * BYTES  # one of q, k, v, out
     if backend == "sdpa":
         return 8 * tensor + 8.5 * length * length  # see the module docstring
+    if backend == "dense+rel":  # scores, gathered terms, sum, masked, exp, weights, grads: ~8 (H, L, L) floats
+        return 8 * tensor + (8 * BATCH * HEADS * BYTES + 10) * length * length  # + the (L, L) index and mask
     if forward_only:  # q, k, v, their padded copies, the output chunks and their concatenation
         return 8 * tensor + 3 * BATCH * HEADS * (1 << 24) * BYTES  # + a few chunk-sized score tiles
     span = 64 + LEFT + RIGHT  # the default block for a 129-wide window is 64
@@ -115,23 +125,28 @@ def run_one(backend: str, length: int, repeats: int, threads: int, forward_only:
     import torch
 
     import core
-    from core import Truncated
+    from benchmarks.reference_banded import banded_attention as reference_banded
+    from core import RelativePositionBias, Truncated
     from core.backends.banded import banded_attention
     from core.scores import Scoring
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     pattern = Truncated(LEFT, RIGHT)
-    scoring = Scoring(scale=HEAD_DIM**-0.5)
+    kernel, _, score = backend.partition("+")
+    relative = RelativePositionBias(HEAD_DIM, MAX_RELATIVE) if score == "rel" else None
+    scoring = Scoring(scale=HEAD_DIM**-0.5, relative=relative)
 
     base = _rss()
     q, k, v = (torch.randn(BATCH, HEADS, length, HEAD_DIM, requires_grad=not forward_only) for _ in range(3))
     grad_out = None if forward_only else torch.randn(BATCH, HEADS, length, HEAD_DIM)
 
     def attention() -> torch.Tensor:
+        if kernel == "reference":
+            return reference_banded(q, k, v, LEFT, RIGHT, None, scoring)
         if block is not None:
             return banded_attention(q, k, v, LEFT, RIGHT, None, scoring, block=block)
-        return core.attend(q, k, v, pattern=pattern, backend=backend)
+        return core.attend(q, k, v, pattern=pattern, backend=kernel, relative=relative)
 
     def step() -> None:
         if forward_only:
@@ -213,15 +228,47 @@ def ratio(a: dict, b: dict, key: str) -> str:
     return f"{a['result'][key] / b['result'][key]:,.1f}×"
 
 
-def table_row(label: str, banded: dict, sdpa: dict) -> str:
-    cells = [label, fmt_ms(banded), fmt_ms(sdpa), ratio(sdpa, banded, "median_ms"),
-             fmt_mib(banded), fmt_mib(sdpa), ratio(sdpa, banded, "peak_growth_bytes")]
+def table_row(label: str, banded: dict, reference: dict, anchor: dict) -> str:
+    cells = [label, fmt_ms(banded), fmt_ms(reference), fmt_ms(anchor), ratio(anchor, banded, "median_ms"),
+             ratio(reference, banded, "median_ms"), fmt_mib(banded), fmt_mib(reference), fmt_mib(anchor),
+             ratio(anchor, banded, "peak_growth_bytes")]
     return "| " + " | ".join(cells) + " |"
+
+
+def print_table(rows: dict, lengths: list[int], score: str, anchor: str, extra: list[str]) -> None:
+    """One markdown table: the new banded kernel, the reference (old) kernel and the anchor, per L."""
+    print(f"| L | banded (ms) | old banded (ms) | {anchor} (ms) | {anchor}/banded | old/banded "
+          f"| banded peak MiB | old peak MiB | {anchor} peak MiB | memory {anchor}/banded |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for length in lengths:
+        print(table_row(f"{length:,}", rows[f"banded{score}", length], rows[f"reference{score}", length],
+                        rows[f"{anchor}{score}", length]))
+    for line in extra:
+        print(line)
+    print()
+
+
+def festival_table(result: dict) -> str:
+    """The festival child's JSON as a small markdown table plus its ratio line."""
+    lines = [f"- {result['config']}: {result['steps']} timed training steps per round after "
+             f"{result['warmup']} warm-up, {result['rounds']} rounds alternating the kernels, "
+             f"{result['frames_per_step']:,.0f} real frames per step on average",
+             "", "| kernel | frames/s (median of rounds) | every round |", "|---|---:|---|"]
+    for name in ("new", "old"):
+        rounds = ", ".join(f"{r:,.0f}" for r in result[f"{name}_frames_per_s"])
+        lines.append(f"| {name} banded | {result[f'{name}_median']:,.0f} | {rounds} |")
+    lines += ["", f"- throughput ratio new/old: **{result['ratio']:.2f}×** (per round: "
+              f"{', '.join(f'{r:.2f}' for r in result['round_ratios'])})"]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384, 65536])
+    parser.add_argument("--relative-lengths", type=int, nargs="*", default=[1024, 4096, 16384, 65536],
+                        help="lengths of the relative-position table (none: skip it)")
+    parser.add_argument("--festival-steps", type=int, default=30,
+                        help="timed training steps per kernel and round of the festival throughput (0 skips)")
     parser.add_argument("--repeats", type=int, default=7, help="timed steps at most (slow ones get >= 3)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--forward-only-length", type=int, default=1_048_576,
@@ -250,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     common = ["--repeats", str(args.repeats), "--threads", str(threads)]
     lengths = sorted(args.lengths)
-    print("# banded truncated attention vs SDPA with a dense boolean mask\n")
+    print("# banded truncated attention: vs SDPA with a dense boolean mask, vs dense with relative scores\n")
     thread_s = "thread" if threads == 1 else "threads"
     print(f"- torch {torch.__version__}, {threads} {thread_s}, CPU: {cpu_model()} "
           f"({psutil.cpu_count()} cores), RAM available {psutil.virtual_memory().available / GIB:.1f} GiB")
@@ -274,29 +321,28 @@ def main(argv: list[str] | None = None) -> None:
     print()
 
     rows: dict[tuple[str, int], dict] = {}
-    for length in lengths:
-        for backend in ("banded", "sdpa"):
-            rows[backend, length] = launch(["--one", backend, str(length), *common],
-                                           estimate_bytes(backend, length))
-            if not args.markdown:
-                print(json.dumps({"backend": backend, "length": length, **rows[backend, length]}))
+    measured = [(b, length) for length in lengths for b in ("banded", "reference", "sdpa")]
+    measured += [(b, length) for length in args.relative_lengths for b in ("banded+rel", "reference+rel", "dense+rel")]
+    for backend, length in measured:
+        rows[backend, length] = launch(["--one", backend, str(length), *common], estimate_bytes(backend, length))
+        line = json.dumps({"backend": backend, "length": length, **rows[backend, length]})
+        print(line, file=sys.stdout if not args.markdown else sys.stderr, flush=True)  # progress
     fwd_len = args.forward_only_length
+    extra = []
     if fwd_len:
-        rows["banded-fwd", fwd_len] = launch(["--one", "banded", str(fwd_len), "--forward-only", *common],
-                                             estimate_bytes("banded", fwd_len, forward_only=True))
+        fwd = launch(["--one", "banded", str(fwd_len), "--forward-only", *common],
+                     estimate_bytes("banded", fwd_len, forward_only=True))
+        rows["banded-fwd", fwd_len] = fwd
         sdpa_need = estimate_bytes("sdpa", fwd_len, forward_only=True)
-        rows["sdpa-fwd", fwd_len] = {"skip": f"— (needs ≈ {sdpa_need / GIB:,.0f} GiB)"}
+        skipped = {"skip": f"— (needs ≈ {sdpa_need / GIB:,.0f} GiB)"}
+        extra.append(table_row(f"{fwd_len:,} (forward only, no_grad)", fwd, {"skip": "not run"}, skipped))
 
     if args.markdown:
-        print("| L | banded time (ms) | sdpa+mask time (ms) | speed-up (sdpa/banded) "
-              "| banded peak MiB | sdpa peak MiB | memory ratio |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
-        for length in lengths:
-            print(table_row(f"{length:,}", rows["banded", length], rows["sdpa", length]))
-        if fwd_len:
-            print(table_row(f"{fwd_len:,} (forward only, no_grad)",
-                            rows["banded-fwd", fwd_len], rows["sdpa-fwd", fwd_len]))
-        print()
+        print("## plain dot product: banded vs SDPA with a dense boolean mask\n")
+        print_table(rows, lengths, "", "sdpa", extra)
+        if args.relative_lengths:
+            print(f"## relative-position scores (max distance {MAX_RELATIVE}): banded vs dense, same scores\n")
+            print_table(rows, args.relative_lengths, "+rel", "dense", [])
 
     per_k = [f"L={length:,}: {cell['result']['peak_growth_bytes'] / MIB / (length / 1024):.2f}"
              for length in lengths if "result" in (cell := rows["banded", length])]
@@ -318,6 +364,15 @@ def main(argv: list[str] | None = None) -> None:
                           estimate_bytes("banded", sweep_len))
             cells.append(f"block {block}: {fmt_ms(cell)} ms / {fmt_mib(cell)} MiB")
         print(f"- banded_attention block sweep at L={sweep_len:,} (fwd+bwd median): " + "; ".join(cells))
+
+    if args.festival_steps:
+        print("\n## festival training throughput, new vs old banded kernel (one process)\n")
+        festival = run_child(str(ROOT / "benchmarks" / "festival_speed.py"),
+                             ["--steps", str(args.festival_steps), "--threads", str(threads)], FESTIVAL_TIMEOUT_S)
+        if "result" in festival:
+            print(festival_table(festival["result"]))
+        else:
+            print(f"- festival throughput: {festival['error']}")
 
     print(f"- total wall time: {time.perf_counter() - started:.0f} s, load average at end "
           f"{os.getloadavg()[0]:.2f}")

@@ -116,15 +116,102 @@ def test_banded_block_size_does_not_change_result(block):
 
 
 def test_banded_without_autograd_chunks_and_matches(monkeypatch):
-    from core.backends import banded
+    from core.backends import band_layout
 
-    monkeypatch.setattr(banded, "_CHUNK_ELEMENTS", 512)  # force many chunks
+    monkeypatch.setattr(band_layout, "CHUNK_ELEMENTS", 512)  # force many chunks
     q, k, v = make_qkv(2, 2, 300, 4)
     mask = padding(2, 300)
     with torch.no_grad():
         out = attend(q, k, v, Truncated(9, 4), mask, backend="banded")
         ref = attend(q, k, v, Truncated(9, 4), mask, backend="dense")
     assert rel_err(out, ref) <= TOL
+
+
+@pytest.mark.parametrize("block", [1, 3, 8, 16, 64])
+@pytest.mark.parametrize("length", [1, 31, 97])
+@pytest.mark.parametrize("score", ["dot", "relative"])
+def test_banded_equals_dense_across_block_boundaries_and_odd_lengths(block, length, score):
+    """The fused (dot) and one-tile (relative) kernels at block sizes that cut the band anywhere."""
+    from core.backends.banded import banded_attention
+
+    q, k, v = make_qkv(3, 2, length, 8, seed=block)
+    _, relative = score_modules(score, 2, 8)
+    params = list(relative.parameters()) if relative is not None else []
+    mask = padding(3, length, seed=2)
+    scoring = Scoring(scale=8**-0.5, relative=relative)
+    ref_out, ref_grads = outputs_and_grads(q, k, v, params, pattern=Truncated(6, 2), padding_mask=mask,
+                                           backend="dense", relative=relative)
+    for t in (q, k, v, *params):
+        t.grad = None
+    out = banded_attention(q, k, v, 6, 2, mask, scoring, block=block)
+    g = torch.Generator().manual_seed(7)
+    (out * torch.randn(out.shape, generator=g)).sum().backward()
+    assert rel_err(out.detach(), ref_out) <= TOL
+    for t, ref in zip((q, k, v, *params), ref_grads):
+        assert rel_err(t.grad, ref) <= TOL
+
+
+def test_banded_equals_dense_with_relative_scores_across_block_boundaries():
+    """Clipped distances (window wider than max_distance) on a sequence cut into many small blocks."""
+    from core.backends.banded import banded_attention
+
+    q, k, v = make_qkv(2, 3, 70, 4, seed=5)
+    relative = RelativePositionBias(4, max_distance=3)
+    torch.nn.init.normal_(relative.table)
+    params = list(relative.parameters())
+    ref_out, ref_grads = outputs_and_grads(q, k, v, params, pattern=Truncated(9, 5), backend="dense",
+                                           relative=relative)
+    for t in (q, k, v, *params):
+        t.grad = None
+    out = banded_attention(q, k, v, 9, 5, None, Scoring(scale=0.5, relative=relative), block=4)
+    g = torch.Generator().manual_seed(7)
+    (out * torch.randn(out.shape, generator=g)).sum().backward()
+    assert rel_err(out.detach(), ref_out) <= TOL
+    for t, ref in zip((q, k, v, *params), ref_grads):
+        assert rel_err(t.grad, ref) <= TOL
+
+
+@pytest.mark.parametrize("length,left,right,block", [(50, 5, 9, 4), (37, 0, 0, 16), (9, 20, 3, 2), (64, 16, 16, 16)])
+def test_band_fold_is_the_adjoint_of_key_windows(length, left, right, block):
+    """<windows(k), w> == <k, fold(w)>: the hand-written fold is exactly unfold's backward."""
+    from core.backends.band_layout import BandLayout
+
+    layout = BandLayout.of(length, left, right, block)
+    k = torch.randn(3, length, 5, dtype=torch.float64)
+    w = torch.randn(3, layout.num_blocks, layout.span, 5, dtype=torch.float64)
+    lhs = (layout.key_windows(k) * w).sum()
+    rhs = (k * layout.fold(w)).sum()
+    assert torch.allclose(lhs, rhs)
+
+
+@pytest.mark.parametrize("score", ["dot", "relative", "additive"])
+def test_banded_without_autograd_chunks_and_matches_for_every_score(monkeypatch, score):
+    from core.backends import band_layout
+
+    monkeypatch.setattr(band_layout, "CHUNK_ELEMENTS", 512)  # force many chunks
+    q, k, v = make_qkv(2, 2, 130, 4)
+    additive, relative = score_modules(score, 2, 4)
+    mask = padding(2, 130)
+    with torch.no_grad():
+        out = attend(q, k, v, Truncated(9, 4), mask, backend="banded", additive=additive, relative=relative)
+        ref = attend(q, k, v, Truncated(9, 4), mask, backend="dense", additive=additive, relative=relative)
+    assert rel_err(out, ref) <= TOL
+
+
+@pytest.mark.parametrize("score", ["dot", "relative", "additive"])
+def test_banded_fully_padded_rows_are_zero_in_value_and_gradient(score):
+    q, k, v = make_qkv(2, 2, 40, 4)
+    additive, relative = score_modules(score, 2, 4)
+    mask = torch.zeros(2, 40, dtype=torch.bool)
+    mask[0, :21] = True  # sequence 0: 21 real frames (the last block half padded), sequence 1: none
+    out = attend(q, k, v, Truncated(3, 0), mask, backend="banded", additive=additive, relative=relative)
+    (out * torch.randn(out.shape)).sum().backward()
+    assert torch.isfinite(out).all() and all(torch.isfinite(t.grad).all() for t in (q, k, v))
+    assert torch.equal(out[1], torch.zeros_like(out[1]))
+    assert torch.equal(out[0, :, 21:], torch.zeros_like(out[0, :, 21:]))
+    for t in (q, k, v):  # padded frames get no gradient, and pass none on
+        assert torch.equal(t.grad[1], torch.zeros_like(t.grad[1]))
+        assert torch.equal(t.grad[0, :, 21:], torch.zeros_like(t.grad[0, :, 21:]))
 
 
 class LargestTensor(TorchDispatchMode):
