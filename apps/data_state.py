@@ -10,12 +10,12 @@ An app declares the two names and builds its data-sized layers in ``build_from_d
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.utilities import rank_zero_info
+
+from .checkpoint_io import read_checkpoint
 
 
 class DataStateMixin:
@@ -69,9 +69,7 @@ class DataStateMixin:
             return
         dm = self.datamodule()
         if stage == "fit" and self.init_from and self.keep_init_data_state:
-            if not os.path.isfile(self.init_from):
-                raise FileNotFoundError(f"model.init_from: checkpoint {self.init_from} does not exist")
-            checkpoint = torch.load(self.init_from, map_location="cpu", weights_only=True)
+            checkpoint = read_checkpoint(self.init_from, key="model.init_from")  # missing/truncated: one line
             if self.data_state_key in checkpoint:
                 self.set_data_state(self.unpack_data_state(checkpoint[self.data_state_key]))
                 rank_zero_info(f"init_from {self.init_from}: keeping its {self.data_state_attr}")

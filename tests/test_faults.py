@@ -217,6 +217,23 @@ def test_truncated_checkpoint_as_init_from_is_named(tmp_path, content):
 
 
 @fault("checkpoints")
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint"])
+def test_truncated_init_from_of_a_tagger_is_named_where_its_vocabulary_is_read(tmp_path, content):
+    """A tagger reads init_from's vocabularies at setup, before the weights: the same one-line error there."""
+    from apps.pos import Tagger
+
+    bad = tmp_path / "cut.ckpt"
+    bad.write_bytes(content)
+    tagger = Tagger(encoder=EncoderConfig(dim=16, depth=1, num_heads=2), word_dim=8, char_channels=8,
+                    init_from=str(bad))
+    with pytest.raises(CheckpointError, match=r"model.init_from=.*cut.ckpt: not a readable checkpoint"):
+        tagger.setup_data_state("fit")
+    tagger.init_from = str(tmp_path / "missing.ckpt")
+    with pytest.raises(FileNotFoundError, match=r"model.init_from=.*missing.ckpt: checkpoint does not exist"):
+        tagger.setup_data_state("fit")
+
+
+@fault("checkpoints")
 def test_atomic_writes_follow_the_umask(tmp_path):
     """Atomic writes came out mode 0600 instead of following the umask."""
     from apps.checkpoint_io import AtomicCheckpointIO
