@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint_io import read_checkpoint
 from .runs import save_atomic
 
 METADATA = "attnlab.json"  # the extra file of the .pt2 archive that describes inputs, outputs and data state
@@ -96,7 +97,7 @@ def restore(model: Any, ckpt_path: str | os.PathLike) -> Any:
     """Put the weights and data state of ``ckpt_path`` into ``model`` (built from the checkpoint's config), as a
     Lightning restore does: the app's ``on_load_checkpoint`` (vocabularies, labels: data-sized layers), then the
     state dict."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(ckpt_path)  # missing/truncated: one CheckpointError naming the file
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
     return model
