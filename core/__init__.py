@@ -10,7 +10,7 @@ from .config import KERNELS, AttentionConfig, EncoderConfig, KernelConfig
 from .encoder import DropPath, Encoder, EncoderBlock, Mlp
 from .linear_attention import LinearAttention, RecurrentState, elu_feature_map, linear_attention, linear_attention_step
 from .linformer import LinformerAttention
-from .patterns import Causal, EdgeMask, Full, Pattern, Truncated
+from .patterns import Causal, EdgeMask, Full, Neighborhood2D, Pattern, Truncated
 from .performer import PerformerAttention, orthogonal_gaussian, positive_features
 from .pooling import AttentionPooling, masked_mean
 from .positional import LearnedPositions, RelativePositionBias, Rotary, sinusoidal_2d, sinusoidal_positions
@@ -21,7 +21,8 @@ from .streaming import StreamingEncoder
 
 __all__ = [
     "BACKENDS", "AdditiveScore", "AttentionPooling", "Causal", "DropPath", "EdgeMask", "Encoder", "EncoderBlock",
-    "Full", "LearnedPositions", "Mlp", "MultiHeadSelfAttention", "Pattern", "RelativePositionBias", "Rotary",
+    "Full", "LearnedPositions", "Mlp", "MultiHeadSelfAttention", "Neighborhood2D", "Pattern", "RelativePositionBias",
+    "Rotary",
     "StreamingEncoder", "Truncated", "attend", "attention_rollout", "choose_backend", "masked_mean", "masked_softmax",
     "sinusoidal_2d", "sinusoidal_positions",
     # options as typed groups (core.config)

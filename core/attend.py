@@ -9,6 +9,8 @@ EdgeMask                    ``edges`` — O(E)
 Truncated narrower than L   ``flex`` on CUDA (plain dot score), else ``banded`` — O(L·w)
 Strided/Global/Longformer/  ``flex`` on CUDA (plain dot score), else ``sparse`` — O(L·k);
 BigBird (sparse patterns)   ``dense`` for additive/relative scores
+Neighborhood2D narrower     ``flex`` on CUDA (plain dot score), else ``neighborhood`` —
+than the grid               O(N·(k² + prefix)); any score
 Full, Causal, short inputs  ``sdpa`` (plain dot score), else ``dense``
 ``return_weights=True``     ``dense`` (``edges`` for graphs)
 ==========================  =====================================================
@@ -29,16 +31,17 @@ from .backends import (
     dense_attention,
     edge_attention,
     flex_attention,
+    neighborhood_attention,
     sdpa_attention,
     sparse_attention,
 )
-from .patterns import Causal, EdgeMask, Full, Pattern, Truncated
+from .patterns import Causal, EdgeMask, Full, Neighborhood2D, Pattern, Truncated
 from .positional import RelativePositionBias
 from .scores import AdditiveScore, Scoring
 from .sparse_patterns import SparsePattern
 
-Backend = Literal["auto", "dense", "sdpa", "banded", "edges", "flex", "sparse"]
-BACKENDS = ("auto", "dense", "sdpa", "banded", "edges", "flex", "sparse")
+Backend = Literal["auto", "dense", "sdpa", "banded", "edges", "flex", "sparse", "neighborhood"]
+BACKENDS = ("auto", "dense", "sdpa", "banded", "edges", "flex", "sparse", "neighborhood")
 SHORT_SEQUENCE = 128  # below this a masked dense kernel beats the banded one's bookkeeping
 
 
@@ -53,6 +56,10 @@ def choose_backend(pattern: Pattern, length: int, scoring: Scoring, *, cuda: boo
         if cuda and scoring.plain_dot and dropout_p == 0.0:
             return "flex"
         return "banded"
+    if isinstance(pattern, Neighborhood2D) and not pattern.covers(length) and length > SHORT_SEQUENCE:
+        if cuda and scoring.plain_dot and dropout_p == 0.0:
+            return "flex"
+        return "neighborhood"
     if isinstance(pattern, SparsePattern) and length > SHORT_SEQUENCE and scoring.plain_dot:
         return "flex" if cuda and dropout_p == 0.0 else "sparse"
     return "sdpa" if scoring.plain_dot else "dense"
@@ -146,6 +153,11 @@ def attend(
                              f"got {pattern!r}")
         _require_plain_dot(scoring, "sparse")
         out = sparse_attention(q, k, v, pattern.sparse_parts(length), padding_mask, scoring.scale, dropout_p)
+    elif backend == "neighborhood":
+        if not isinstance(pattern, Neighborhood2D):
+            raise ValueError(f"backend 'neighborhood' computes Neighborhood2D patterns, got {pattern!r}")
+        prefix, rows, cols = pattern.layout(length)
+        out = neighborhood_attention(q, k, v, prefix, (rows, cols), pattern.radius, padding_mask, scoring, dropout_p)
     else:  # edges
         if not isinstance(pattern, EdgeMask):
             raise ValueError(f"backend 'edges' computes EdgeMask patterns, got {pattern!r}")

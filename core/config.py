@@ -86,7 +86,7 @@ class AttentionConfig:
         position: attention-level positions: none, rotary or relative (Shaw; absolute ones are the app's)
         max_relative_distance: position relative: distances are clipped at this many tokens
         backend: how softmax attention is computed: auto (per pattern and device), dense, sdpa, banded, edges, flex,
-            sparse
+            sparse, neighborhood
         attn_dropout: dropout on the attention weights (softmax only)
         qkv_bias: bias in the query/key/value projections
         kernel: softmax or an O(L) approximation (KernelConfig: kind, num_features, max_length, redraw_interval)

@@ -196,3 +196,76 @@ class EdgeMask(Pattern):
 
     def __hash__(self) -> int:
         return id(self)
+
+
+class Neighborhood2D(Pattern):
+    """Patch (r, c) of a ``grid`` of rows × cols attends to the patches within ``radius`` rows and columns of it.
+
+    Tokens are the ``prefix`` tokens (class / register / global) followed by the patches in row-major order, so
+    patch (r, c) is token ``prefix + r·cols + c``. The window is the (2·radius+1)² square around the patch,
+    clipped at the grid's borders; the prefix tokens see every token and every token sees them. Why: images are
+    local first (a convolution's prior, as in neighbourhood attention / NAT); a ViT with it costs
+    O(N·(k² + prefix)) for N patches and k = 2·radius + 1 instead of O(N²), and a radius as large as the grid is
+    ``Full``.
+
+    ``grid=None`` leaves the grid to the model that uses the pattern: the ViT fills in (image / patch size) and its
+    number of class tokens as ``prefix`` (``for_grid``). ``mask(L)`` needs L = prefix + rows·cols.
+    """
+
+    def __init__(self, radius: int = 2, grid: tuple[int, int] | list[int] | None = None, prefix: int = 0):
+        if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+            raise ConfigError(f"Neighborhood2D(radius={radius!r})", expected="radius >= 0, a whole number of patches",
+                              fix="Give the radius in patches: 1 is a 3x3 window, 2 a 5x5 window.")
+        if grid is not None:
+            cells = tuple(grid)
+            if len(cells) != 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in cells):
+                raise ConfigError(f"Neighborhood2D(grid={grid!r})",
+                                  expected="grid = (rows, cols), two whole numbers >= 1",
+                                  fix="Give the patch grid, e.g. grid: [8, 8], or leave it out in a ViT.")
+            grid = cells
+        if isinstance(prefix, bool) or not isinstance(prefix, int) or prefix < 0:
+            raise ConfigError(f"Neighborhood2D(prefix={prefix!r})", expected="prefix >= 0 tokens before the patches",
+                              fix="Give the number of class/register tokens in front of the patches (0 without).")
+        self.radius, self.grid, self.prefix = radius, grid, prefix
+
+    @property
+    def width(self) -> int:
+        """k: the window's side in patches (k² keys per patch query away from the borders)."""
+        return 2 * self.radius + 1
+
+    def for_grid(self, rows: int, cols: int, prefix: int) -> Neighborhood2D:
+        """This pattern on a model's grid: fills in a missing grid (and its prefix); a given one must match."""
+        if self.grid is None:
+            return Neighborhood2D(self.radius, (rows, cols), prefix)
+        if self.grid != (rows, cols) or self.prefix != prefix:
+            raise ConfigError(f"Neighborhood2D(grid={list(self.grid)}, prefix={self.prefix})",
+                              expected=f"the model's grid [{rows}, {cols}] with prefix {prefix}",
+                              fix="Leave grid and prefix out: the model fills them in from its image and patch size.")
+        return self
+
+    def layout(self, length: int) -> tuple[int, int, int]:
+        """(prefix, rows, cols) for a sequence of ``length`` tokens; raises if they do not fit."""
+        if self.grid is None:
+            raise ValueError("Neighborhood2D has no grid: give grid=(rows, cols) (a ViT fills it in itself)")
+        rows, cols = self.grid
+        if length != self.prefix + rows * cols:
+            raise ValueError(f"Neighborhood2D(grid={self.grid}, prefix={self.prefix}) expects "
+                             f"{self.prefix + rows * cols} tokens, got {length}")
+        return self.prefix, rows, cols
+
+    def covers(self, length: int) -> bool:
+        """True when the window spans the whole grid from every patch, so the pattern is ``Full``."""
+        _, rows, cols = self.layout(length)
+        return self.radius >= max(rows, cols) - 1
+
+    def mask(self, length: int, device: torch.device | str | None = None) -> Tensor:
+        prefix, rows, cols = self.layout(length)
+        pos = torch.arange(length, device=device) - prefix
+        row, col = pos.div(cols, rounding_mode="floor"), pos % cols
+        near_rows = (row[:, None] - row[None, :]).abs() <= self.radius
+        near = near_rows & ((col[:, None] - col[None, :]).abs() <= self.radius)
+        is_prefix = pos < 0
+        return near | is_prefix[:, None] | is_prefix[None, :]
+
+    def _fields(self) -> dict:
+        return {"radius": self.radius, "grid": self.grid, "prefix": self.prefix}

@@ -1,5 +1,5 @@
-"""FlexAttention block masks (torch.nn.attention.flex_attention) for Full, Causal, Truncated and the
-sparse patterns (Strided, Global, Longformer, Big Bird: their union of parts as one mask_mod).
+"""FlexAttention block masks (torch.nn.attention.flex_attention) for Full, Causal, Truncated, Neighborhood2D
+and the sparse patterns (Strided, Global, Longformer, Big Bird: their union of parts as one mask_mod).
 
 On CUDA the compiled kernel skips key blocks the block mask rules out, so Truncated costs
 O(L·w) with fused-kernel speed. On CPU it runs eagerly (for tests), which is O(L²): ``auto``
@@ -14,7 +14,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from ..patterns import Causal, Full, Pattern, Truncated
+from ..patterns import Causal, Full, Neighborhood2D, Pattern, Truncated
 from ..sparse_patterns import SparsePattern
 
 
@@ -47,8 +47,25 @@ def _sparse_mask_mod(pattern: SparsePattern, length: int, device):
     return allowed
 
 
+def neighborhood_mask_mod(pattern: Neighborhood2D, length: int):
+    """Neighborhood2D as a mask_mod: prefix rows and columns, else both patches within radius rows and columns
+    (integer arithmetic only, so the compiled kernel skips the key blocks outside each query block's window)."""
+    prefix, _, cols = pattern.layout(length)
+    radius = pattern.radius
+
+    def allowed(b, h, i, j):
+        pi, pj = i - prefix, j - prefix
+        dr, dc = pi // cols - pj // cols, pi % cols - pj % cols
+        near = (dr <= radius) & (-dr <= radius) & (dc <= radius) & (-dc <= radius)
+        return near | (pi < 0) | (pj < 0)
+
+    return allowed
+
+
 def _mask_mod(pattern: Pattern, padding_mask: Tensor | None, length: int = 0, device=None):
-    if isinstance(pattern, SparsePattern):
+    if isinstance(pattern, Neighborhood2D):
+        allowed = neighborhood_mask_mod(pattern, length)
+    elif isinstance(pattern, SparsePattern):
         allowed = _sparse_mask_mod(pattern, length, device)
     elif isinstance(pattern, Full):
         def allowed(b, h, i, j):
@@ -62,7 +79,8 @@ def _mask_mod(pattern: Pattern, padding_mask: Tensor | None, length: int = 0, de
         def allowed(b, h, i, j):
             return (j - i >= -left) & (j - i <= right)
     else:
-        raise ValueError(f"flex backend supports Full, Causal, Truncated and sparse patterns, got {pattern!r}")
+        raise ValueError(f"flex backend supports Full, Causal, Truncated, Neighborhood2D and sparse patterns, "
+                         f"got {pattern!r}")
     if padding_mask is None:
         return allowed
 
