@@ -24,9 +24,9 @@ from torch import Tensor
 from ..scores import Scoring, masked_softmax
 
 
-def window_keys(prefix: int, rows: int, cols: int, radius: int, device=None) -> tuple[Tensor, Tensor]:
-    """(N, kr·kc) token index of every window slot of every patch query, and whether the slot is on the grid."""
-    rr, rc = min(radius, rows - 1), min(radius, cols - 1)
+def window_keys(prefix: int, rows: int, cols: int, rr: int, rc: int, device=None) -> tuple[Tensor, Tensor]:
+    """(N, kr·kc) token index of every window slot of every patch query, and whether the slot is on the grid;
+    rr, rc: the radius clipped to the grid along rows and columns (kr = 2·rr + 1, kc = 2·rc + 1)."""
     r = torch.arange(rows, device=device)[:, None, None, None] + torch.arange(-rr, rr + 1, device=device)[:, None]
     c = torch.arange(cols, device=device)[None, :, None, None] + torch.arange(-rc, rc + 1, device=device)
     r, c = torch.broadcast_tensors(r, c)  # (rows, cols, kr, kc)
@@ -73,21 +73,21 @@ def neighborhood_attention(
     dropout_p: float = 0.0,
 ) -> Tensor:
     """Exact softmax attention under ``Neighborhood2D(radius, grid, prefix)``; q, k, v (B, H, L, D) -> (B, H, L, D)."""
-    batch, _, length, _ = q.shape
+    length = q.size(2)
     rows, cols = grid
     device = q.device
     rr, rc = min(radius, rows - 1), min(radius, cols - 1)
     real = padding_mask if padding_mask is not None else torch.ones(1, length, dtype=torch.bool, device=device)
     positions = torch.arange(length, device=device)
+    pre_pos = positions[:prefix]
 
     # patch queries: their window slots, then the prefix keys
-    keys, valid = window_keys(prefix, rows, cols, radius, device)
+    keys, valid = window_keys(prefix, rows, cols, rr, rc, device)
     qp, pos_p = q[:, :, prefix:], positions[prefix:]
     k_win, v_win = _windows(k, prefix, rows, cols, rr, rc), _windows(v, prefix, rows, cols, rr, rc)
     scores = _scores(qp, k_win, keys, pos_p, scoring)  # (B, H, N, K)
     mask = valid & real[:, keys] & real[:, prefix:, None]  # (B|1, N, K)
     if prefix:
-        pre_pos = positions[:prefix]
         pre_scores = _scores(qp, k[:, :, :prefix], pre_pos.expand(rows * cols, -1), pos_p, scoring)
         scores = torch.cat([scores, pre_scores], dim=-1)
         mask = torch.cat([mask, real[:, None, :prefix] & real[:, prefix:, None]], dim=-1)
@@ -101,7 +101,6 @@ def neighborhood_attention(
     out = out + weights[..., slots:] @ v[:, :, :prefix]
 
     # prefix queries: dense rows over every real key
-    pre_pos = positions[:prefix]
     rows_scores = _scores(q[:, :, :prefix], k, positions.expand(prefix, -1), pre_pos, scoring)  # (B, H, P, L)
     row_mask = real[:, None, None, :] & real[:, None, :prefix, None]
     w_pre = masked_softmax(rows_scores, row_mask)
