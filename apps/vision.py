@@ -73,7 +73,7 @@ class ViT(nn.Module):
         self.image_size, self.patch_size, self.pool, self.position = image_size, patch_size, pool, position
         self.grid = image_size // patch_size
         self.num_prefix = 1 if pool == "cls" else 0
-        self.pattern = pattern or Full()
+        self.pattern = (pattern or Full()).for_grid(self.grid, self.grid, self.num_prefix)  # 2-D patterns: the grid
         if stem == "patch":
             self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
         else:

@@ -1,6 +1,6 @@
 """Pictures of the ViT (``attnlab explain``): attention rollout (``core.attention_rollout``) over the patches of a
 few validation images, one per class; the position table (dimensions x patches) and how similar each patch's
-position vector is to every other's.
+position vector is to every other's; for a pattern narrower than Full, its receptive fields.
 """
 
 from __future__ import annotations
@@ -86,7 +86,54 @@ def draw_vision(model: Any, dm: Any, batch: tuple[Tensor, Tensor], out: Path, ex
                  fontsize=10)
     written = [save(fig, out / "vision_rollout.png")]
     written.append(_vision_positions(net, out / "vision_positions.png"))
-    return written
+    fields = _vision_receptive_fields(net, len(weights), out / "vision_receptive_fields.png")
+    return written + ([fields] if fields else [])
+
+
+def receptive_fields(mask: Tensor, depth: int) -> Tensor:
+    """(depth, T, T) bool: which tokens token i can draw from after 1..depth layers of the pattern ``mask``.
+
+    One layer reads mask[i, j]; stacked layers compose it (the residual keeps i itself), so layer d sees
+    (mask ∨ I)^d: Cordonnier et al.'s point that stacked local attention grows its field as a CNN's does."""
+    step = (mask | torch.eye(mask.size(0), dtype=torch.bool, device=mask.device)).float()
+    reach, fields = step, []
+    for _ in range(depth):
+        fields.append(reach > 0)
+        reach = (reach @ step).clamp(max=1.0)
+    return torch.stack(fields)
+
+
+def _vision_receptive_fields(net: Any, depth: int, path: Path) -> Path | None:
+    """Which patches a corner, an edge and a centre patch see in layer 1 and after every layer; None for Full
+    (every patch sees every patch: nothing to draw)."""
+    p, grid = net.num_prefix, net.grid
+    mask = net.pattern.mask(p + grid * grid).cpu()
+    if bool(mask.all()):
+        return None
+    # Through patches only: a class token (prefix) links every pair of patches within two layers on its own.
+    fields = receptive_fields(mask[p:, p:], depth).reshape(depth, grid * grid, grid, grid)
+    middle = grid // 2
+    queries = {"corner (0, 0)": 0, f"edge (0, {middle})": middle,
+               f"centre ({middle}, {middle})": middle * grid + middle}
+    layers = sorted({1, min(2, depth), depth})
+    fig, axes = plt.subplots(len(queries), len(layers), figsize=(2.3 * len(layers), 2.3 * len(queries)), squeeze=False)
+    for row, (name, query) in enumerate(queries.items()):
+        for col, layer in enumerate(layers):
+            ax = axes[row][col]
+            shown = fields[layer - 1, query].float().numpy()
+            shown[query // grid, query % grid] = 2.0  # the query patch itself
+            ax.imshow(shown, cmap="Blues", vmin=0, vmax=2.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            seen = int(fields[layer - 1, query].sum())
+            ax.set_title(f"after {layer} layer{'s' if layer > 1 else ''}: {seen}/{grid * grid}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=8)
+    prefix = (f"\nthrough patches only: the {p} class token sees and is seen by all, so it links any two patches in "
+              "two layers") if p else ""
+    fig.suptitle(f"vision: receptive fields of {net.pattern!r} on the {grid}x{grid} patch grid\n"
+                 f"(dark = the query patch, blue = patches it draws from){prefix}", fontsize=9)
+    return save(fig, path)
 
 
 def _vision_positions(net: Any, path: Path) -> Path:

@@ -22,6 +22,11 @@ class Pattern:
     def mask(self, length: int, device: torch.device | str | None = None) -> Tensor:
         raise NotImplementedError
 
+    def for_grid(self, rows: int, cols: int, prefix: int) -> Pattern:
+        """This pattern for tokens laid out as ``prefix`` tokens then a rows × cols grid (a ViT calls it with its
+        patch grid). 1-D patterns ignore the layout; a 2-D one (``Neighborhood2D``) takes it."""
+        return self
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._fields().items())
         return f"{type(self).__name__}({args})"

@@ -26,6 +26,8 @@ from apps.vision import (
     interpolate_positions,
     torchvision_state_dict,
 )
+from apps.vision_figures import receptive_fields
+from core import Neighborhood2D
 from datamodules.vision import ImageError, VisionData, read_folder, stratified_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,3 +276,37 @@ def test_resnet_backbone_trains_in_the_same_loop(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="model.num_classes=3 but the data"):
         L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                   default_root_dir=tmp_path).fit(ViTClassifier(num_classes=3), data)
+
+
+def test_neighborhood_pattern_from_the_cli_keeps_attention_in_the_window(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--model.pattern core.Neighborhood2D``: the ViT fills in its patch grid, the trained model's attention
+    weights are zero outside each patch's window, and ``explain`` draws the receptive fields."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["attnlab"])
+    args = [*DIGITS, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
+            "--model.pattern", "core.Neighborhood2D", "--model.pattern.radius", "1"]
+    main(["fit", *args])
+    ckpt = find_checkpoint(APP_DIR, "last")
+    model = ViTClassifier.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    net = model.net
+    assert net.pattern == Neighborhood2D(1, (4, 4), 0) and net.grid == 4
+    images = torch.randn(3, 1, 8, 8)
+    _, weights = net(images, return_weights=True)
+    rows, cols = torch.arange(16) // 4, torch.arange(16) % 4
+    outside = ((rows[:, None] - rows[None]).abs() > 1) | ((cols[:, None] - cols[None]).abs() > 1)
+    for layer in weights:  # (B, H, T, T)
+        assert layer[..., outside].abs().max() == 0 and layer[..., ~outside].sum() > 0
+    main(["explain", *args, "--ckpt_path", str(ckpt), "--out", "figures"])
+    assert (tmp_path / "figures" / "vision_receptive_fields.png").stat().st_size > 1000
+
+
+def test_receptive_fields_grow_by_the_radius_per_layer() -> None:
+    mask = Neighborhood2D(1, (7, 7), 1).mask(50)
+    through_class_token = receptive_fields(mask, 3)[:, 1:, 1:]
+    patches_only = receptive_fields(mask[1:, 1:], 3)
+    centre = 3 * 7 + 3
+    assert [int(through_class_token[d, centre].sum()) for d in range(3)] == [9, 49, 49]
+    assert [int(patches_only[d, centre].sum()) for d in range(3)] == [9, 25, 49]
+    corner = receptive_fields(Neighborhood2D(1, (7, 7), 0).mask(49), 3)[:, 0]
+    assert [int(corner[d].sum()) for d in range(3)] == [4, 9, 16]
