@@ -235,6 +235,10 @@ class AttnLabModule(DataStateMixin, ClassReportMixin, L.LightningModule):
         self.shared_step(batch, "test")
 
     # ---------------------------------------------------------------- metrics
+    def resolve_monitor(self, datamodule: object) -> None:
+        """Settle ``monitor`` from the data before the CLI builds its checkpoint callback (apps whose metric
+        depends on the data override this; the default keeps the class attribute)."""
+
     def setup_metrics(self, metrics: Metric | MetricCollection | dict[str, Metric]) -> None:
         """Give each stage its own copy of ``metrics`` (own state), logged as ``<stage>/<name>``."""
         if isinstance(metrics, Metric):

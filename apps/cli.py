@@ -357,6 +357,7 @@ class AttnLabCLI(LightningCLI):
         callbacks: list[Callback] = []
         training = self.subcommand in (None, "fit")
         if training and trainer_config.get("enable_checkpointing") is not False and not has(ModelCheckpoint):
+            self.model.resolve_monitor(self.datamodule)
             callbacks.append(AttnLabCheckpoint(
                 monitor=self.model.monitor, mode=self.model.monitor_mode, filename="best-{epoch}-{step}",
                 save_last=True,

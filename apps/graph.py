@@ -21,40 +21,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.export import Dim
 from torch_geometric.data import Data
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC
 
-from core import AttentionConfig, EdgeMask, MultiHeadSelfAttention, Pattern
-from core.errors import CheckpointError
+from core import EdgeMask
+from core.errors import CheckpointError, ConfigError
 
 from .base import AttnLabModule, OptimConfig
 from .export import ExportSpec
 from .graph_figures import draw_graph
+from .graph_layers import (  # noqa: F401  (GraphLayer, AdjacencyMask, dense_adjacency: importable from here)
+    ACTIVATIONS,
+    AdjacencyMask,
+    GraphEncoder,
+    GraphLayer,
+    Layer,
+    ResidualGraphEncoder,
+    dense_adjacency,
+)
 
-Layer = Literal["attention", "gat", "gcn", "transformer_conv"]
 SPARSE_INPUT_DENSITY = 0.1  # below this fraction of non-zero features, input dropout runs on the non-zeros
-ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "gelu": nn.GELU}
-
-
-class AdjacencyMask(Pattern):
-    """A dense (N, N) boolean pattern: node i attends to node j where ``adjacency[i, j]``. The exportable form of
-    an ``EdgeMask`` (whose deduplication has data-dependent sizes, which ``torch.export`` cannot trace): the nodes
-    are one sequence and the dense backends mask the scores. Build it with ``dense_adjacency``."""
-
-    def __init__(self, adjacency: Tensor) -> None:
-        self.adjacency = adjacency
-
-    def mask(self, length: int, device: torch.device | str | None = None) -> Tensor:
-        return self.adjacency if device is None else self.adjacency.to(device)
-
-
-def dense_adjacency(edge_index: Tensor, num_nodes: int, add_self_loops: bool = True) -> Tensor:
-    """(2, E) edges (source, target) -> (N, N) bool with [target, source] set (and the diagonal with self loops):
-    the same neighbourhoods as ``EdgeMask(edge_index, add_self_loops).processed(N)``."""
-    adjacency = torch.zeros(num_nodes, num_nodes, dtype=torch.bool, device=edge_index.device)
-    adjacency[edge_index[1], edge_index[0]] = True
-    if add_self_loops:
-        adjacency |= torch.eye(num_nodes, dtype=torch.bool, device=edge_index.device)
-    return adjacency
+Metric = Literal["auto", "accuracy", "roc_auc"]
+MONITORS = {"accuracy": "val/acc", "roc_auc": "val/roc_auc"}
 
 
 class DenseGraphStep(nn.Module):
@@ -67,108 +54,6 @@ class DenseGraphStep(nn.Module):
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
         return self.model(x, AdjacencyMask(adjacency))
-
-
-class GraphLayer(nn.Module):
-    """One message-passing layer in_dim -> out_dim with a common call: ``layer(h, pattern)``.
-
-    ``attention``: core.MultiHeadSelfAttention on ``pattern`` (an EdgeMask); ``mix_heads`` adds W^o after the
-    heads (transformer), without it the heads stay concatenated (GAT). The PyG baselines read the same
-    processed edges (``pattern.processed(N)``, self loops already in) and edge features.
-    ``concat=False`` (an output layer): each head produces all ``out_dim`` values and the heads are averaged.
-    """
-
-    def __init__(self, kind: Layer, in_dim: int, out_dim: int, num_heads: int, score: str = "dot",
-                 additive_activation: str = "leaky_relu", attn_dropout: float = 0.0, edge_dim: int | None = None,
-                 concat: bool = True, mix_heads: bool = True, shared_qkv: bool = False, init: str = "default") -> None:
-        super().__init__()
-        if concat and out_dim % num_heads:
-            raise ValueError(f"a graph layer of width {out_dim} needs it divisible by num_heads={num_heads}")
-        self.kind, self.concat, self.heads, self.out_dim = kind, concat, num_heads, out_dim
-        per_head = out_dim // num_heads if concat else out_dim
-        if kind == "attention":
-            width = out_dim if concat else out_dim * num_heads
-            attention = AttentionConfig(num_heads=num_heads, score=score, additive_activation=additive_activation,
-                                        attn_dropout=attn_dropout)
-            self.conv = MultiHeadSelfAttention(width, attention, edge_dim=edge_dim, in_dim=in_dim,
-                                               out_proj=mix_heads and concat, shared_qkv=shared_qkv)
-            if init == "glorot":  # as GAT: Glorot-uniform per projection (PyTorch's Linear default is ~2x smaller)
-                for chunk in self.conv.qkv.weight.data.chunk(1 if shared_qkv else 3, dim=0):
-                    nn.init.xavier_uniform_(chunk)
-                if self.conv.qkv.bias is not None:
-                    nn.init.zeros_(self.conv.qkv.bias)
-        elif kind == "gat":
-            from torch_geometric.nn import GATConv
-
-            self.conv = GATConv(in_dim, per_head, heads=num_heads, concat=concat, dropout=attn_dropout,
-                                add_self_loops=False, edge_dim=edge_dim)
-        elif kind == "gcn":
-            from torch_geometric.nn import GCNConv
-
-            if edge_dim is not None:
-                raise ValueError("model.layer=gcn takes no edge features (edge_dim); use attention, gat or "
-                                 "transformer_conv, or set edge_dim: null")
-            self.conv = GCNConv(in_dim, out_dim, add_self_loops=False)
-        elif kind == "transformer_conv":
-            from torch_geometric.nn import TransformerConv
-
-            self.conv = TransformerConv(in_dim, per_head, heads=num_heads, concat=concat, dropout=attn_dropout,
-                                        edge_dim=edge_dim)
-        else:
-            raise ValueError(f"model.layer must be one of attention, gat, gcn, transformer_conv, got {kind!r}")
-
-    def forward(self, h: Tensor, pattern: EdgeMask, return_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """(N, in_dim) -> (N, out_dim); with ``return_weights`` (attention only) also the (E', heads) weights of
-        the edges ``pattern.processed(N)``."""
-        if isinstance(pattern, AdjacencyMask):  # the exported dense step: the nodes as one sequence
-            if self.kind != "attention" or return_weights:
-                raise ValueError(f"a dense adjacency runs attention layers without weights, this is {self.kind}")
-            out = self.conv(h[None], pattern=pattern)[0]
-            return out if self.concat else out.view(h.size(0), self.heads, self.out_dim).mean(1)
-        if self.kind == "attention":
-            out, weights = self.conv(h, pattern=pattern, return_weights=True) if return_weights else (
-                self.conv(h, pattern=pattern), None)
-            out = out if self.concat else out.view(h.size(0), self.heads, self.out_dim).mean(1)
-            return (out, weights) if return_weights else out
-        if return_weights:
-            raise ValueError(f"attention weights need model.layer: attention, this layer is {self.kind}")
-        edge_index = pattern.processed(h.size(0))
-        if self.kind == "gcn":
-            return self.conv(h, edge_index)
-        return self.conv(h, edge_index, edge_attr=pattern.processed_attr(h.size(0)))
-
-
-class GraphEncoder(nn.Module):
-    """``depth`` layers of h = act(norm(h + layer(drop(h)))), the first from ``in_dim``, the rest hidden -> hidden.
-
-    The residual applies where a layer keeps the width. No dropout before the first layer: its input was
-    dropped by the model already (``input_dropout``; two feature dropouts at 0.6 in a row only add noise)."""
-
-    def __init__(self, in_dim: int, dim: int, depth: int, layer: Layer, num_heads: int, score: str,
-                 additive_activation: str, dropout: float, attn_dropout: float, activation: str, norm: str,
-                 residual: bool, edge_dim: int | None, mix_heads: bool = True, shared_qkv: bool = False,
-                 init: str = "default") -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(
-            GraphLayer(layer, in_dim if i == 0 else dim, dim, num_heads, score, additive_activation, attn_dropout,
-                       edge_dim, mix_heads=mix_heads, shared_qkv=shared_qkv, init=init)
-            for i in range(depth)
-        )
-        norms = {"layer": lambda: nn.LayerNorm(dim), "batch": lambda: nn.BatchNorm1d(dim), "none": nn.Identity}
-        self.norms = nn.ModuleList(norms[norm]() for _ in range(depth))
-        self.drop = nn.Dropout(dropout)
-        self.act = ACTIVATIONS[activation]()
-        self.residual = residual
-
-    def forward(self, h: Tensor, pattern: EdgeMask, return_weights: bool = False) -> Tensor | tuple[Tensor, list]:
-        all_weights = []
-        for i, (layer, norm) in enumerate(zip(self.layers, self.norms, strict=True)):
-            out = layer(self.drop(h) if i else h, pattern, return_weights)  # layer 0's input was dropped already
-            if return_weights:
-                out, weights = out
-                all_weights.append(weights)
-            h = self.act(norm(h + out if self.residual and out.shape == h.shape else out))
-        return (h, all_weights) if return_weights else h
 
 
 class NodeClassifier(AttnLabModule):
@@ -203,6 +88,15 @@ class NodeClassifier(AttnLabModule):
         mix_heads: W^o after each attention layer (transformer) or concatenated heads (GAT)
         shared_qkv: one projection as queries, keys and values (see core.MultiHeadSelfAttention)
         init: glorot initialises the attention projections as GAT does, default keeps PyTorch's
+        blocks: plain (h = act(norm(h + layer(h))), GAT's shape) or residual (pre-norm residual blocks of attention
+            and a feed-forward part with a final norm: the heterophilous benchmark's GT / GAT shape; needs
+            input_proj and output linear)
+        separate_self: the "-sep" variant (blocks residual): no self loops in the softmax, the node's own state and
+            the attention over its neighbours concatenated and mixed by a Linear (GT-sep / GAT-sep)
+        ffn_multiplier: width of the feed-forward part of a residual block, in multiples of hidden
+        metric: what is reported and monitored: accuracy (val/acc), roc_auc (val/roc_auc, two classes: the
+            probability of class 1 ranks the nodes; accuracy is reported too) or auto (roc_auc for two classes,
+            else accuracy)
     """
 
     monitor = "val/acc"
@@ -235,6 +129,10 @@ class NodeClassifier(AttnLabModule):
         mix_heads: bool = True,
         shared_qkv: bool = False,
         init: Literal["default", "glorot"] = "default",
+        blocks: Literal["plain", "residual"] = "plain",
+        separate_self: bool = False,
+        ffn_multiplier: float = 1.0,
+        metric: Metric = "auto",
         init_from: str | None = None,
         freeze: str | list[str] | None = None,
         head_lr_scale: float = 1.0,
@@ -261,11 +159,43 @@ class NodeClassifier(AttnLabModule):
             raise ValueError(f"model.norm must be none, layer or batch, got {norm!r}")
         if depth < 1 and output == "linear":
             raise ValueError(f"model.depth must be >= 1 (with output: attention, >= 0), got {depth}")
+        if blocks not in ("plain", "residual"):
+            raise ConfigError(f"model.blocks must be plain or residual, got {blocks!r}")
+        if blocks == "residual" and (not input_proj or output != "linear" or depth < 1):
+            raise ConfigError(f"model.blocks=residual keeps the width through every block: it needs "
+                              f"input_proj: true, output: linear and depth >= 1, got input_proj={input_proj}, "
+                              f"output={output}, depth={depth}")
+        if separate_self and blocks != "residual":
+            raise ConfigError("model.separate_self (the -sep variant) is a residual block's mixing step: set "
+                              "model.blocks: residual")
+        if metric not in ("auto", *MONITORS):
+            raise ConfigError(f"model.metric must be auto, accuracy or roc_auc, got {metric!r}")
+        if metric == "roc_auc" and num_classes not in (None, 2):
+            raise ConfigError(f"model.metric=roc_auc ranks nodes by the probability of class 1 and needs two "
+                              f"classes, got num_classes={num_classes}; use accuracy")
+        self.monitor = self._monitor()
         self._pattern_cache: tuple[Tensor, Tensor | None, EdgeMask] | None = None
         self._nonzero_cache: tuple[Tensor, tuple[Tensor, Tensor] | None] | None = None
         self.built = False
         if in_channels is not None and num_classes is not None and (edge_dim is not None or not edge_features):
             self._build()
+
+    def _metric(self) -> str | None:
+        """accuracy / roc_auc as configured, auto resolved by the class count (None while it is unknown)."""
+        metric, classes = self.hparams.metric, self.hparams.num_classes
+        if metric == "auto":
+            return None if classes is None else "roc_auc" if classes == 2 else "accuracy"
+        return metric
+
+    def _monitor(self) -> str:
+        return MONITORS[self._metric() or "accuracy"]
+
+    def resolve_monitor(self, datamodule: object) -> None:
+        """Settle ``monitor`` before the CLI builds its checkpoint callback: with ``metric: auto`` and no class
+        count yet, read it from the datamodule (the graph loads once; setup reuses it)."""
+        if self.hparams.metric == "auto" and self.hparams.num_classes is None and hasattr(datamodule, "num_classes"):
+            classes = datamodule.num_classes
+            self.monitor = MONITORS["roc_auc" if classes == 2 else "accuracy"]
 
     # ------------------------------------------------------------------ model
     def _build(self) -> None:
@@ -275,19 +205,33 @@ class NodeClassifier(AttnLabModule):
         self.input_proj = nn.Linear(h.in_channels, h.hidden) if h.input_proj else None
         width = h.hidden if h.input_proj else h.in_channels
         self.encoder = None
-        if h.depth:
+        if h.blocks == "residual":
+            self.encoder = ResidualGraphEncoder(h.hidden, h.depth, h.layer, h.num_heads, h.score,
+                                                h.additive_activation, h.dropout, h.attn_dropout, h.activation,
+                                                h.norm, h.separate_self, h.ffn_multiplier, edge_dim,
+                                                mix_heads=h.mix_heads, shared_qkv=h.shared_qkv, init=h.init)
+        elif h.depth:
             self.encoder = GraphEncoder(width, h.hidden, h.depth, h.layer, h.num_heads, h.score,
                                         h.additive_activation, h.dropout, h.attn_dropout, h.activation, h.norm,
                                         h.residual, edge_dim, mix_heads=h.mix_heads, shared_qkv=h.shared_qkv,
                                         init=h.init)
             width = h.hidden
-        self.head_drop = nn.Dropout(h.dropout) if self.encoder is not None or h.input_proj else nn.Identity()
+        plain = h.blocks == "plain" and (self.encoder is not None or h.input_proj)
+        self.head_drop = nn.Dropout(h.dropout) if plain else nn.Identity()  # residual blocks end in a norm
         if h.output == "linear":
             self.head = nn.Linear(width, h.num_classes)
         else:
             self.head = GraphLayer(h.layer, width, h.num_classes, h.output_heads, h.score, h.additive_activation,
                                    h.attn_dropout, edge_dim, concat=False, shared_qkv=h.shared_qkv, init=h.init)
-        self.setup_metrics({"acc": MulticlassAccuracy(h.num_classes, average="micro")})
+        metrics = {"acc": MulticlassAccuracy(h.num_classes, average="micro")}
+        if self._metric() == "roc_auc":
+            if h.num_classes != 2:
+                raise ConfigError(f"model.metric=roc_auc needs two classes, the data has {h.num_classes}; use "
+                                  "accuracy or auto")
+            # One-vs-rest on softmax probabilities: with two classes both curves equal the binary ROC of p(class 1).
+            metrics["roc_auc"] = MulticlassAUROC(2, average="macro")
+        self.setup_metrics(metrics)
+        self.monitor = self._monitor()
         self.built = True
 
     def setup(self, stage: str) -> None:
@@ -323,6 +267,11 @@ class NodeClassifier(AttnLabModule):
                                  f"datamodule that reports num_features / num_classes / edge_dim")
             self._build()
 
+    @property
+    def self_loops(self) -> bool:
+        """Whether a node attends to itself: add_self_loops, except in the -sep variant (neighbours only)."""
+        return bool(self.hparams.add_self_loops and not self.hparams.separate_self)
+
     def pattern(self, data: Data) -> EdgeMask:
         """The EdgeMask of this batch's graph; cached while the same edge tensors come back (full batch)."""
         edge_attr = getattr(data, "edge_attr", None) if self.hparams.edge_features else None
@@ -331,7 +280,7 @@ class NodeClassifier(AttnLabModule):
             return cached[2]
         if edge_attr is not None:
             edge_attr = edge_attr.float()
-        pattern = EdgeMask(data.edge_index, add_self_loops=self.hparams.add_self_loops, edge_attr=edge_attr)
+        pattern = EdgeMask(data.edge_index, add_self_loops=self.self_loops, edge_attr=edge_attr)
         self._pattern_cache = (data.edge_index, getattr(data, "edge_attr", None) if self.hparams.edge_features
                                else None, pattern)
         return pattern
@@ -393,7 +342,7 @@ class NodeClassifier(AttnLabModule):
         logits, target = logits[idx], data.y[idx]
         loss = F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing if stage == "train"
                                else 0.0)
-        self.log_step(stage, loss, logits.argmax(-1), target, batch_size=idx.numel())
+        self.log_step(stage, loss, logits.detach(), target, batch_size=idx.numel())  # scores: AUC ranks them
         return loss
 
     def predict_step(self, batch: Data, batch_idx: int) -> dict[str, Tensor]:
@@ -428,7 +377,7 @@ class NodeClassifier(AttnLabModule):
 
     def predict_items(self, items: list[Data]) -> list[list[int]]:
         """Graphs (``Data`` with x and edge_index, features prepared as in training) -> each node's class id."""
-        return [self(g.x.to(self.device), EdgeMask(g.edge_index.to(self.device), self.hparams.add_self_loops))
+        return [self(g.x.to(self.device), EdgeMask(g.edge_index.to(self.device), self.self_loops))
                 .argmax(-1).tolist() for g in items]
 
     def export_example(self, batch: int = 2, length: int = 12) -> ExportSpec:
@@ -441,10 +390,10 @@ class NodeClassifier(AttnLabModule):
         generator = torch.Generator().manual_seed(length)
         x = torch.randn(length, h.in_channels, generator=generator)
         edges = torch.randint(0, length, (2, 3 * length), generator=generator)
-        adjacency = dense_adjacency(edges, length, h.add_self_loops)
+        adjacency = dense_adjacency(edges, length, self.self_loops)
         notes = {"inputs": "x (N, in_channels) float node features (normalised as data.normalize); adjacency (N, N) "
                            "bool, [i, j] True when node i attends to node j (edge j -> i), self loops "
-                           f"{'included' if h.add_self_loops else 'as the graph has them'}: "
+                           f"{'included' if self.self_loops else 'as the graph has them'}: "
                            "apps.graph.dense_adjacency(edge_index, N)", "outputs": "logits (N, num_classes)"}
         dims = {"x": {0: Dim.DYNAMIC}, "adjacency": {0: Dim.DYNAMIC, 1: Dim.DYNAMIC}}
         return ExportSpec(DenseGraphStep(self), (x, adjacency), dims, notes)

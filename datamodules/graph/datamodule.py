@@ -23,13 +23,15 @@ from ..base import AttnLabDataModule
 from .checks import STAGE_MASKS, check_graph
 from .csbm import CSBM
 from .files import load_file
+from .heterophilous import load_heterophilous
 from .pyg import load_pyg
 from .sampling import neighbor_loader
 from .sources import PLANETOID, ensure_planetoid_raw, load_karate, load_planetoid, random_split
 from .tables import load_csv
 
-Source = Literal["cora", "citeseer", "pubmed", "karate", "csbm", "file", "pyg", "csv"]
-SOURCES = (*PLANETOID, "karate", "csbm", "file", "pyg", "csv")
+Source = Literal["cora", "citeseer", "pubmed", "karate", "csbm", "file", "pyg", "csv", "heterophilous"]
+SOURCES = (*PLANETOID, "karate", "csbm", "file", "pyg", "csv", "heterophilous")
+OWN_MASKS = ("file", "pyg", "heterophilous")  # sources whose graphs may carry their own split
 
 
 def _first(items: list[Data]) -> Data:
@@ -52,6 +54,8 @@ class GraphData(AttnLabDataModule):
     (``dataset``: a ``torch_geometric.datasets`` class name, ``dataset_args``: its other arguments, kept under
     ``root``) or ``source: csv`` (``nodes`` / ``edges`` CSV files; ``id_column``, ``label_column``,
     ``feature_columns``, ``source_column``, ``target_column`` name their columns; empty labels = unlabelled).
+    The heterophilous benchmark (Platonov et al. 2023): ``source: heterophilous``, ``path``: its ``.npz``
+    (``minesweeper.npz``, ...), ``split_index``: which of its ten fixed splits (edges made undirected as there).
     Edges are directed as given (``edge_index[0]`` -> ``edge_index[1]``: the target attends to the source);
     ``undirected: true`` adds every edge's reverse (an edge list that names each link once).
     ``normalize``: "row" (features sum to 1, as GCN/GAT on Planetoid), "standard" (zero mean, unit
@@ -67,9 +71,11 @@ class GraphData(AttnLabDataModule):
         root: writable folder for Planetoid files (source pyg: the dataset's root, kept under root/<class>)
         shared_root: folder to copy missing Planetoid raw files from; null: none
         download: download missing Planetoid raw files (connected machines only)
-        path: source file: a torch.save'd PyG Data or dict with x, edge_index, y (masks optional)
+        path: source file: a torch.save'd PyG Data or dict with x, edge_index, y (masks optional); source
+            heterophilous: the benchmark's .npz
+        split_index: source heterophilous: which fixed split of the file (0-based; the benchmark has ten)
         split: public (Planetoid's 20 per class / 500 / 1000) or random; null: public for Planetoid, the graph's own
-            masks for file/pyg when it has all three, else random
+            masks for file/pyg/heterophilous when it has all three, else random
         train_fraction: share of labelled nodes in train (split random, stratified by class)
         val_fraction: share of labelled nodes in val (split random); the rest is test
         split_seed: seed of the random split
@@ -106,6 +112,7 @@ class GraphData(AttnLabDataModule):
         download: bool = True,
         path: str | None = None,
         split: Literal["public", "random"] | None = None,
+        split_index: int = 0,
         train_fraction: float = 0.6,
         val_fraction: float = 0.2,
         split_seed: int = 0,
@@ -134,6 +141,11 @@ class GraphData(AttnLabDataModule):
         self.predict_output = predict_output
         if source not in SOURCES:
             raise ValueError(f"data.source must be one of {list(SOURCES)}, got {source!r}")
+        if source == "heterophilous" and not path:
+            raise ConfigError("data.source=heterophilous needs data.path: the benchmark's .npz (e.g. "
+                              "minesweeper.npz, with node_features, node_labels, edges and ten split masks)")
+        if split_index < 0:
+            raise ConfigError(f"data.split_index must be >= 0, got {split_index}")
         if source == "file" and not path:
             raise ValueError("data.source=file needs data.path: a torch.save'd torch_geometric Data or dict with x, "
                              "edge_index, y")
@@ -144,7 +156,7 @@ class GraphData(AttnLabDataModule):
             raise ConfigError("data.source=csv needs data.nodes and data.edges: a nodes CSV (id, label, features) "
                               "and an edges CSV (source, target)")
         if split is None:  # a file's or dataset's own masks when it has all three (see load), else random
-            split = "public" if source in PLANETOID else None if source in ("file", "pyg") else "random"
+            split = "public" if source in PLANETOID else None if source in OWN_MASKS else "random"
         if split == "public" and source not in PLANETOID:
             raise ValueError(f"data.split=public exists for Planetoid sources only, not {source!r}; use random")
         if not (0.0 < train_fraction and 0.0 <= val_fraction and train_fraction + val_fraction < 1.0):
@@ -158,7 +170,7 @@ class GraphData(AttnLabDataModule):
                              f"got {pe_dim}")
         self.source, self.root, self.path = source, Path(root), Path(path) if path else None
         self.shared_root = Path(shared_root) if shared_root else None
-        self.download, self.split = download, split
+        self.download, self.split, self.split_index = download, split, split_index
         self.train_fraction, self.val_fraction, self.split_seed = train_fraction, val_fraction, split_seed
         self.csbm = csbm or CSBM()
         self.normalize, self.positional_encoding, self.pe_dim = normalize, positional_encoding, pe_dim
@@ -183,8 +195,8 @@ class GraphData(AttnLabDataModule):
 
     def load(self) -> Data:
         """The graph with features normalised, positional encodings appended and masks set, checked."""
-        where = str(self.path) if self.source == "file" else f"{self.nodes}" if self.source == "csv" \
-            else f"data.source={self.source}"
+        where = (str(self.path) if self.source in ("file", "heterophilous") else f"{self.nodes}"
+                 if self.source == "csv" else f"data.source={self.source}")
         if self.source in PLANETOID:
             data = load_planetoid(self.source, self.root, self.shared_root, self.download)
         elif self.source == "karate":
@@ -196,6 +208,8 @@ class GraphData(AttnLabDataModule):
         elif self.source == "csv":
             table = load_csv(self.nodes, self.edges, **self.columns)
             data, self.node_ids, self.class_names = table.data, table.node_ids, table.classes
+        elif self.source == "heterophilous":
+            data = load_heterophilous(self.path, self.split_index)
         else:
             data = load_file(self.path)
         check_graph(data, where)
