@@ -26,6 +26,7 @@ from .base import AttnLabModule, OptimConfig, ThroughputClock
 from .export import ExportSpec
 from .plotting import first_batch_with_length
 from .pos_figures import draw_tagger
+from .pos_heads import ColumnHeads
 from .reports import per_class, summary
 
 
@@ -159,6 +160,7 @@ class Tagger(AttnLabModule):
         char_encoder: cnn (max over the word) or bilstm (the spelling read in both directions)
         suffix_dim: embed the word's endings (data.max_suffix) into this many numbers; 0 = off
         aux_weight: weight of a second head's loss on data.aux_tagset's tags (training only); 0 = off
+        columns_weight: weight of the losses of the other predicted columns (data.columns: xpos, feats)
         word_dropout: probability of replacing a training word by <unk> (teaches the unknown-word path)
         label_smoothing: of the training cross-entropy
     """
@@ -168,6 +170,7 @@ class Tagger(AttnLabModule):
     data_state_key = "pos_vocab"  # word, character, ending and tag vocabularies of the training treebank
     data_state_attr = "vocab"
     keep_init_data_state = True  # fine-tuning keeps the source's vocabularies (its embeddings index them)
+    head_prefixes = ("head.", "aux_head.", "column_heads.")
 
     def __init__(
         self,
@@ -183,6 +186,7 @@ class Tagger(AttnLabModule):
         char_encoder: Literal["cnn", "bilstm"] = "cnn",
         suffix_dim: int = 0,
         aux_weight: float = 0.0,
+        columns_weight: float = 1.0,
         word_dropout: float = 0.1,
         label_smoothing: float = 0.0,
         init_from: str | None = None,
@@ -229,6 +233,7 @@ class Tagger(AttnLabModule):
         self.features: WordFeatures | None = None
         self.head: nn.Linear | None = None
         self.aux_head: nn.Linear | None = None
+        self.column_heads: ColumnHeads | None = None
         self._clock = ThroughputClock()
         self._unknown_tokens = 0.0
 
@@ -254,6 +259,7 @@ class Tagger(AttnLabModule):
                 raise ValueError("model.aux_weight > 0 needs tags of a second column: set data.aux_tagset "
                                  "(e.g. xpos while data.tagset is upos)")
             self.aux_head = nn.Linear(dim, len(vocab.aux_tags))
+        self.column_heads = ColumnHeads(vocab, dim) if vocab.columns else None
         num_tags = len(vocab.tags)
         self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})
         self.report_metrics = nn.ModuleDict({  # per-tag P/R/F1 come from the shared report (apps.reports)
@@ -329,6 +335,13 @@ class Tagger(AttnLabModule):
                                   ignore_index=IGNORE, label_smoothing=smoothing)
             self.log("train/aux_loss", aux, batch_size=int(batch["mask"].sum()))
             loss = loss + self.hparams.aux_weight * aux
+        if self.column_heads is not None:  # xpos / feats heads: trained with the main one, accuracy per column
+            columns = self.column_heads.logits(hidden)
+            loss = loss + self.hparams.get("columns_weight", 1.0) * self.column_heads.loss(columns, batch, smoothing)
+            for name, (right, counted) in self.column_heads.correct(columns, batch).items():
+                if int(counted):  # words-weighted over the epoch: the micro accuracy of the split
+                    self.log(f"{stage}/{name}", right.float() / counted, on_step=False, on_epoch=True,
+                             batch_size=int(counted), prog_bar=stage == "val")
         mask = batch["mask"]
         preds = logits.argmax(-1)
         self.log_step(stage, loss, preds[mask], tags[mask], batch_size=int(mask.sum()))
@@ -398,15 +411,21 @@ class Tagger(AttnLabModule):
         return logits.detach().clone().index_fill_(-1, torch.tensor([0, 1], device=logits.device),
                                                    float("-inf")).argmax(-1)
 
-    def predict_step(self, batch, batch_idx: int) -> list[tuple[int, list[str]]]:
-        preds = self.best_tags(self(batch))
+    def predict_step(self, batch, batch_idx: int) -> list[tuple[int, dict[str, list[str]]]]:
+        """Per sentence: its index and ``{column: values}`` of every predicted column (the tag column first)."""
+        hidden = self.hidden(batch)
+        predicted = {self.vocab.tagset: (self.best_tags(self.head(hidden)), self.vocab.tags)}
+        if self.column_heads is not None:
+            best = self.column_heads.best_values(self.column_heads.logits(hidden))
+            predicted.update({name: (ids, self.vocab.columns[name]) for name, ids in best.items()})
         lengths = batch["mask"].sum(1).tolist()
-        tags = self.vocab.tag_names
-        return [(int(i), [tags[t] for t in p[:n].tolist()])
-                for i, p, n in zip(batch["index"].tolist(), preds, lengths, strict=True)]
+        return [(int(i), {name: [vocab.itos[t] for t in ids[row, :n].tolist()]
+                          for name, (ids, vocab) in predicted.items()})
+                for row, (i, n) in enumerate(zip(batch["index"].tolist(), lengths, strict=True))]
 
-    def format_predictions(self, outputs: list[list[tuple[int, list[str]]]]) -> list[tuple[Path, str]]:
-        """The predict input written back as CoNLL-U with the tag column filled (path: data.predict_output)."""
+    def format_predictions(self, outputs: list[list[tuple[int, dict[str, list[str]]]]]) -> list[tuple[Path, str]]:
+        """The predict input written back as CoNLL-U with every predicted column filled (path:
+        data.predict_output); columns without a head stay ``_`` (or as read, with data.keep_columns)."""
         dm = self.datamodule()
         if dm is None or not hasattr(dm, "render_predictions"):
             return []

@@ -10,7 +10,20 @@ The names below are the package's public interface; configs and old checkpoints 
 
 from ..batching import IGNORE
 from .batches import EncodedSentences, collate
-from .conllu import FIELDS, TAGSETS, ConlluError, Sentence, Tagset, fill_tags, parse_conllu, read_conllu
+from .conllu import (
+    COLUMNS,
+    FIELDS,
+    TAGSETS,
+    UNIVERSAL_FEATURES,
+    Column,
+    ConlluError,
+    Sentence,
+    Tagset,
+    fill_tags,
+    parse_conllu,
+    read_conllu,
+    universal_feats,
+)
 from .datamodule import PosDataModule
 from .synthetic import AMBIGUOUS, LEXICON, SyntheticTreebank, generate_sentence, make_synthetic
 from .tokenise import TOKENIZERS, Tokenizer, read_text, spacy_tokenizer, split_tokens, text_sentence, tokenize
@@ -18,7 +31,8 @@ from .treebank import UDTreebank
 from .vocab import BOW, EOW, SHAPES, PosVocab, Vocab, word_shape, word_suffixes
 
 __all__ = [
-    "AMBIGUOUS", "BOW", "EOW", "FIELDS", "IGNORE", "LEXICON", "SHAPES", "TAGSETS", "TOKENIZERS",
+    "AMBIGUOUS", "BOW", "COLUMNS", "Column", "EOW", "FIELDS", "UNIVERSAL_FEATURES", "universal_feats",
+    "IGNORE", "LEXICON", "SHAPES", "TAGSETS", "TOKENIZERS",
     "ConlluError", "EncodedSentences", "PosDataModule", "PosVocab", "Sentence", "SyntheticTreebank", "Tagset",
     "Tokenizer", "UDTreebank", "Vocab",
     "collate", "fill_tags", "generate_sentence", "make_synthetic", "parse_conllu", "read_conllu", "read_text",

@@ -28,10 +28,12 @@ def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
         "known": torch.zeros(batch, length, dtype=torch.bool),
         "tags": torch.full((batch, length), IGNORE, dtype=torch.long),
         "aux_tags": torch.full((batch, length), IGNORE, dtype=torch.long),
+        "columns": torch.full((batch, length, sentences[0]["columns"].size(1)), IGNORE, dtype=torch.long),
+        "ufeats": torch.full((batch, length), IGNORE, dtype=torch.long),
     }
     for i, s in enumerate(sentences):
         n, c = len(s["words"]), s["chars"].size(1)
-        for key in ("words", "suffixes", "shapes", "known", "tags", "aux_tags"):
+        for key in ("words", "suffixes", "shapes", "known", "tags", "aux_tags", "columns", "ufeats"):
             out[key][i, :n] = s[key]
         out["chars"][i, :n, :c] = s["chars"]
     out["mask"] = torch.arange(length)[None, :] < lengths[:, None]
@@ -42,7 +44,8 @@ def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
 class EncodedSentences(Dataset):
     def __init__(self, sentences: Sequence[Sentence], vocab: PosVocab) -> None:
         aux = vocab.aux_tagset
-        self.items = [vocab.encode(s.words, s.tags, s.column(aux) if aux else None) for s in sentences]
+        self.items = [vocab.encode(s.words, s.tags, s.column(aux) if aux else None,
+                                   {name: s.values(name) for name in vocab.columns}) for s in sentences]
 
     def __len__(self) -> int:
         return len(self.items)

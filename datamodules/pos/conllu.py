@@ -20,6 +20,12 @@ from ..paths import read_text_file
 
 Tagset = Literal["upos", "xpos"]
 TAGSETS = ("upos", "xpos")
+Column = Literal["upos", "xpos", "feats"]
+COLUMNS = ("upos", "xpos", "feats")  # the tag columns a tagger can predict
+# The universal features of UD v2: what the CoNLL 2018 scorer compares as UFeats (it drops the others).
+UNIVERSAL_FEATURES = frozenset({
+    "PronType", "NumType", "Poss", "Reflex", "Foreign", "Abbr", "Gender", "Animacy", "Number", "Case", "Definite",
+    "Degree", "VerbForm", "Mood", "Tense", "Aspect", "Voice", "Evident", "Polarity", "Person", "Polite"})
 FIELDS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 
 
@@ -50,6 +56,19 @@ class Sentence:
         if self.tokens is None:
             return None
         return [None if t[name] in (None, "_", "") else str(t[name]) for t in self.tokens if isinstance(t["id"], int)]
+
+    def values(self, name: str) -> list[str] | None:
+        """A column of the words as written (``_`` kept: in FEATS it is the class "no features"); None without
+        tokens."""
+        if self.tokens is None:
+            return None
+        return [str(t[name] or "_") for t in self.tokens if isinstance(t["id"], int)]
+
+
+def universal_feats(feats: str) -> str:
+    """A FEATS value reduced to its universal features, sorted (``_`` and language-specific ones give ""): the
+    string the official scorer's UFeats compares."""
+    return "|".join(sorted(f for f in feats.split("|") if f.split("=", 1)[0] in UNIVERSAL_FEATURES))
 
 
 def parse_conllu(text: str, name: str = "<string>", tagset: Tagset = "upos", require_tags: bool = True
@@ -153,9 +172,10 @@ def _blank(token: dict) -> dict:
             "misc": "SpaceAfter=No" if glued else "_"}
 
 
-def fill_tags(sentence: Sentence, tags: Sequence[str], tagset: Tagset, keep_columns: bool = False
-              ) -> conllu.TokenList:
-    """A copy of the sentence's CoNLL-U tokens with the ``tagset`` column of its words set to ``tags``.
+def fill_tags(sentence: Sentence, tags: Sequence[str], tagset: Tagset, keep_columns: bool = False,
+              columns: dict[str, Sequence[str]] | None = None) -> conllu.TokenList:
+    """A copy of the sentence's CoNLL-U tokens with the ``tagset`` column of its words set to ``tags`` (and each
+    other predicted column of ``columns``, e.g. ``{"xpos": [...], "feats": [...]}``, set to its values).
 
     Why the other columns are blanked: a file of predictions should hold only what was predicted, else the
     input's LEMMA/XPOS/FEATS/HEAD... look like the tagger's output. ``keep_columns`` keeps every column as read
@@ -165,8 +185,9 @@ def fill_tags(sentence: Sentence, tags: Sequence[str], tagset: Tagset, keep_colu
         [dict(zip(FIELDS, [i + 1, w, *["_"] * 8], strict=True)) for i, w in enumerate(sentence.words)])
     tokens = conllu.TokenList([dict(t) if keep_columns else _blank(t) for t in source], source.metadata)
     words = [t for t in tokens if isinstance(t["id"], int)]
-    if len(words) != len(tags):
-        raise ValueError(f"{sentence.where}: {len(words)} words but {len(tags)} predicted tags")
-    for token, tag in zip(words, tags, strict=True):
-        token[tagset] = tag
+    for name, values in {tagset: tags, **(columns or {})}.items():
+        if len(words) != len(values):
+            raise ValueError(f"{sentence.where}: {len(words)} words but {len(values)} predicted {name} values")
+        for token, value in zip(words, values, strict=True):
+            token[name] = value
     return tokens

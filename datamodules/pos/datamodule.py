@@ -15,7 +15,7 @@ from core.errors import ConfigError
 
 from ..base import BucketedSplits
 from .batches import EncodedSentences, collate
-from .conllu import TAGSETS, Sentence, Tagset, fill_tags, read_conllu
+from .conllu import COLUMNS, TAGSETS, Column, Sentence, Tagset, fill_tags, read_conllu
 from .tokenise import TOKENIZERS, Tokenizer, read_text
 from .vocab import PosVocab
 
@@ -43,6 +43,9 @@ class PosDataModule(BucketedSplits):
         max_suffix: longest word ending (characters) with its own embedding (0: none)
         min_suffix_words: an ending is kept when at least this many distinct training words share it
         aux_tagset: the other tagset (upos|xpos) as an auxiliary target; null: none
+        columns: other CoNLL-U columns predicted beside tagset, each by its own head, all trained together and
+            written into the predicted CoNLL-U: xpos, feats (each FEATS string one class); a column the training
+            treebank leaves `_` gets no head and stays `_`
         predict_path: what attnlab predict / explain tags: raw text (one sentence per line) or CoNLL-U
         predict_format: auto (.conllu/.conll suffix: CoNLL-U, else text), conllu or text
         predict_output: CoNLL-U file predict writes; null: <input stem>.tagged.conllu in the predict run's folder
@@ -60,6 +63,7 @@ class PosDataModule(BucketedSplits):
         max_suffix: int = 4,
         min_suffix_words: int = 3,
         aux_tagset: Tagset | None = None,
+        columns: list[Column] | None = None,
         predict_path: str | None = None,
         predict_format: Literal["auto", "conllu", "text"] = "auto",
         predict_output: str | None = None,
@@ -86,6 +90,11 @@ class PosDataModule(BucketedSplits):
             raise ValueError(f"data.aux_tagset must be null or the other one of {TAGSETS} than data.tagset "
                              f"({tagset}), got {aux_tagset!r}")
         self.max_suffix, self.min_suffix_words, self.aux_tagset = max_suffix, min_suffix_words, aux_tagset
+        self.columns = list(columns or [])
+        bad = [c for c in self.columns if c not in COLUMNS or c == tagset]
+        if bad or len(set(self.columns)) != len(self.columns):
+            raise ConfigError(f"data.columns={self.columns}", expected=f"distinct columns of {list(COLUMNS)} other "
+                              f"than data.tagset ({tagset}), e.g. [xpos, feats]")
         self.predict_path, self.predict_format, self.predict_output = predict_path, predict_format, predict_output
         if tokenizer not in TOKENIZERS:
             raise ConfigError(f"data.tokenizer must be one of {TOKENIZERS}, got {tokenizer!r}")
@@ -114,12 +123,13 @@ class PosDataModule(BucketedSplits):
     def build_vocab(self) -> PosVocab:
         train = self._split("train")
         vocab = PosVocab.build(train, self.tagset, self.min_word_freq, self.max_word_chars, self.max_suffix,
-                               self.min_suffix_words, self.aux_tagset)
+                               self.min_suffix_words, self.aux_tagset, self.columns)
         rank_zero_info(f"vocabulary from {len(train)} training sentences: {len(vocab.words)} words "
                        f"(min_freq={self.min_word_freq}), {len(vocab.chars)} characters, "
                        f"{len(vocab.suffixes) - 2} endings of up to {self.max_suffix} characters, "
                        f"{len(vocab.tags) - 2} {self.tagset} tags"
-                       + (f", {len(vocab.aux_tags) - 2} {self.aux_tagset} tags" if self.aux_tagset else ""))
+                       + (f", {len(vocab.aux_tags) - 2} {self.aux_tagset} tags" if self.aux_tagset else "")
+                       + "".join(f", {len(v) - 2} {name} values" for name, v in vocab.columns.items()))
         return vocab
 
     def dataset(self, split: str) -> EncodedSentences:
@@ -168,13 +178,17 @@ class PosDataModule(BucketedSplits):
             return Path(self.predict_output)
         return Path(f"{Path(self.predict_path or 'predictions').stem}.tagged.conllu")
 
-    def render_predictions(self, tags_by_index: dict[int, list[str]], tagset: str | None = None) -> str:
-        """The predict input as CoNLL-U text, the ``tagset`` column of every word filled in."""
+    def render_predictions(self, tags_by_index: dict[int, list[str] | dict[str, list[str]]],
+                           tagset: str | None = None) -> str:
+        """The predict input as CoNLL-U text, the ``tagset`` column of every word filled in; a value per sentence
+        is its tags, or ``{column: values}`` of every predicted column (the tagset column and e.g. xpos, feats)."""
         sentences = self._split("predict")
         missing = [i for i in range(len(sentences)) if i not in tags_by_index]
         if missing:
             raise ValueError(f"no predictions for {len(missing)} of {len(sentences)} sentences (first: "
                              f"{sentences[missing[0]].where})")
         tagset = tagset or self.tagset
-        return "".join(fill_tags(s, tags_by_index[i], tagset, self.keep_columns).serialize()
+        predicted = {i: v if isinstance(v, dict) else {tagset: v} for i, v in tags_by_index.items()}
+        return "".join(fill_tags(s, predicted[i][tagset], tagset, self.keep_columns,
+                                 {k: v for k, v in predicted[i].items() if k != tagset}).serialize()
                        for i, s in enumerate(sentences))

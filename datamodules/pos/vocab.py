@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from ..batching import IGNORE
-from .conllu import Sentence, Tagset
+from .conllu import Column, Sentence, Tagset, universal_feats
 
 
 class Vocab:
@@ -86,6 +87,10 @@ class PosVocab:
     word gets an id for each ending it shares with training words, which tells its class more often than
     not (Brants 2000; Collobert et al. 2011). ``max_suffix`` 0: none (vocabularies saved before they existed).
     ``aux_tags``: the tags of a second column (``aux_tagset``, e.g. XPOS beside UPOS) for an auxiliary loss.
+    ``columns``: the values of the other predicted columns (``xpos``, ``feats``: each FEATS string is one class,
+    ``_`` included), in the order the tagger's heads read them; a column the training treebank leaves ``_``
+    everywhere has no entry (it stays ``_`` in the output). ``ufeats``: the universal-feature strings of the
+    training FEATS (``conllu.universal_feats``), the classes UFeats accuracy is counted in, as the scorer does.
     """
 
     words: Vocab
@@ -98,11 +103,13 @@ class PosVocab:
     max_suffix: int = 0
     aux_tags: Vocab = field(default_factory=lambda: Vocab([]))
     aux_tagset: str | None = None
+    columns: dict[str, Vocab] = field(default_factory=dict)
+    ufeats: Vocab = field(default_factory=lambda: Vocab([]))
 
     @classmethod
     def build(cls, sentences: Sequence[Sentence], tagset: Tagset = "upos", min_freq: int = 2,
               max_word_chars: int = 24, max_suffix: int = 4, min_suffix_words: int = 3,
-              aux_tagset: Tagset | None = None) -> PosVocab:
+              aux_tagset: Tagset | None = None, columns: Sequence[Column] = ()) -> PosVocab:
         if not sentences:
             raise ValueError("cannot build a vocabulary from no training sentences")
         aux = Counter(t for s in sentences for t in (s.column(aux_tagset) or ()) if t) if aux_tagset else Counter()
@@ -115,6 +122,16 @@ class PosVocab:
         tags = Counter(t for s in sentences for t in (s.tags or ()))
         if not tags:
             raise ValueError("the training sentences carry no tags")
+        column_vocabs = {}
+        for name in columns:
+            values = Counter(v for s in sentences for v in (s.values(name) or ()) if name == "feats" or v != "_")
+            if not values or set(values) == {"_"}:
+                rank_zero_warn(f"data.columns: the training treebank leaves {name} `_` on every word: no {name} "
+                               f"head, the column stays `_` in predictions")
+                continue
+            column_vocabs[name] = Vocab(sorted(values))
+        projected = sorted({universal_feats(v) for v in column_vocabs["feats"].itos[2:]}) if "feats" in \
+            column_vocabs else []
         return cls(
             words=Vocab(w for w, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_freq),
             chars=Vocab([BOW, EOW, *sorted(chars)]),
@@ -126,6 +143,8 @@ class PosVocab:
             max_suffix=max_suffix,
             aux_tags=Vocab(sorted(aux)),
             aux_tagset=aux_tagset,
+            columns=column_vocabs,
+            ufeats=Vocab(projected),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,13 +152,16 @@ class PosVocab:
         return {"words": self.words.itos[2:], "chars": self.chars.itos[2:], "tags": self.tags.itos[2:],
                 "tagset": self.tagset, "known": sorted(self.known), "max_word_chars": self.max_word_chars,
                 "suffixes": self.suffixes.itos[2:], "max_suffix": self.max_suffix,
-                "aux_tags": self.aux_tags.itos[2:], "aux_tagset": self.aux_tagset}
+                "aux_tags": self.aux_tags.itos[2:], "aux_tagset": self.aux_tagset,
+                "columns": {name: vocab.itos[2:] for name, vocab in self.columns.items()},
+                "ufeats": self.ufeats.itos[2:]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PosVocab:
         return cls(Vocab(d["words"]), Vocab(d["chars"]), Vocab(d["tags"]), d["tagset"], frozenset(d["known"]),
                    d["max_word_chars"], Vocab(d.get("suffixes", [])), d.get("max_suffix", 0),
-                   Vocab(d.get("aux_tags", [])), d.get("aux_tagset"))
+                   Vocab(d.get("aux_tags", [])), d.get("aux_tagset"),
+                   {name: Vocab(items) for name, items in d.get("columns", {}).items()}, Vocab(d.get("ufeats", [])))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PosVocab) and self.to_dict() == other.to_dict()
@@ -158,10 +180,33 @@ class PosVocab:
         ids = self.suffixes.ids(word_suffixes(word, self.max_suffix))
         return ids + [0] * (self.max_suffix - len(ids))
 
+    def ufeats_map(self) -> Tensor:
+        """(len(columns["feats"]),) the ``ufeats`` id of every FEATS class (``IGNORE`` for <pad>/<unk>)."""
+        feats = self.columns["feats"]
+        return torch.tensor([IGNORE, IGNORE, *(self.ufeats.stoi[universal_feats(v)] for v in feats.itos[2:])])
+
+    def encode_columns(self, values: dict[str, Sequence[str] | None], length: int) -> dict[str, Tensor]:
+        """columns (L, K): each predicted column's class ids in ``columns`` order (``IGNORE`` where the word
+        has no value or ``_`` outside FEATS; an unseen value is <unk>, an error), ufeats (L,): the gold
+        universal-feature ids."""
+        out = torch.full((length, len(self.columns)), IGNORE, dtype=torch.long)
+        for k, (name, vocab) in enumerate(self.columns.items()):
+            given = values.get(name)
+            if given is not None:
+                out[:, k] = torch.tensor([IGNORE if v == "_" and name != "feats" else vocab.stoi.get(v, 1)
+                                          for v in given])
+        feats = values.get("feats")
+        ufeats = torch.full((length,), IGNORE, dtype=torch.long)
+        if feats is not None and "feats" in self.columns:
+            ufeats = torch.tensor([self.ufeats.stoi.get(universal_feats(v), 1) for v in feats])
+        return {"columns": out, "ufeats": ufeats}
+
     def encode(self, words: Sequence[str], tags: Sequence[str] | None = None,
-               aux_tags: Sequence[str | None] | None = None) -> dict[str, Tensor]:
+               aux_tags: Sequence[str | None] | None = None,
+               columns: dict[str, Sequence[str] | None] | None = None) -> dict[str, Tensor]:
         """One sentence as tensors: words (L,), chars (L, C), suffixes (L, K), shapes (L, S), known (L,), tags (L,),
-        aux_tags (L,) (``IGNORE`` where a word has no tag in the second column or none is given)."""
+        aux_tags (L,) (``IGNORE`` where a word has no tag in the second column or none is given), and the other
+        predicted columns (``encode_columns``; all ``IGNORE`` without gold values)."""
         chars = [self.char_ids(w) for w in words]
         width = max(len(c) for c in chars)
         lowered = [w.lower() for w in words]
@@ -175,4 +220,5 @@ class PosVocab:
         item["tags"] = torch.tensor(self.tags.ids(tags)) if tags is not None else torch.full((len(words),), IGNORE)
         item["aux_tags"] = torch.tensor([IGNORE if t is None else self.aux_tags.stoi.get(t, 1)
                                          for t in (aux_tags or [None] * len(words))], dtype=torch.long)
+        item.update(self.encode_columns(columns or {}, len(words)))
         return item
