@@ -3,7 +3,9 @@
 A graph transformer on the core: each layer is ``core.MultiHeadSelfAttention`` over the nodes with an
 ``EdgeMask`` pattern (node i attends to its in-neighbours and itself), so the attention itself lives in
 core. ``layer`` swaps that layer for PyG's GATConv, GCNConv or TransformerConv in the same skeleton, so
-baselines train in the same loop on the same graph (deduplicated, one self loop per node).
+baselines train in the same loop on the same graph (deduplicated, one self loop per node). The layers
+are stacked GAT-style or, with ``blocks: residual``, in the heterophilous benchmark's pre-norm residual blocks,
+optionally "-sep" (``apps.graph_layers``). Two-class data is scored by ROC-AUC (``metric``).
 
 Batches are PyG ``Data`` objects from ``datamodules.graph.GraphData``: the whole graph with stage masks
 (full batch) or NeighborLoader subgraphs whose first ``batch.batch_size`` nodes are the seeds.
