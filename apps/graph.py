@@ -354,6 +354,10 @@ class NodeClassifier(AttnLabModule):
             probs, node_id = probs[: batch.batch_size], batch.n_id[: batch.batch_size]
         else:
             node_id = batch.n_id if "n_id" in batch else torch.arange(probs.size(0), device=probs.device)
+        real = getattr(self.datamodule(), "real_nodes", None)  # a virtual node (data.virtual_node) is not predicted
+        if real is not None:
+            keep = node_id < real
+            probs, node_id = probs[keep], node_id[keep]
         prob, pred = probs.max(-1)
         return {"node_id": node_id.cpu(), "pred": pred.cpu(), "prob": prob.cpu()}
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import Encoder, EncoderConfig, Full, LearnedPositions, sinusoidal_positions
+from core import EdgeMask, Encoder, EncoderConfig, Full, LearnedPositions, Neighborhood2D, Pattern, sinusoidal_positions
 from datamodules.pos import IGNORE, SHAPES, PosVocab, collate
 
 from .base import AttnLabModule, OptimConfig, ThroughputClock
@@ -150,6 +150,7 @@ class Tagger(AttnLabModule):
     Args:
         encoder: the attention encoder (core.EncoderConfig; relative positions by default)
         position: sinusoidal|learned added to the word vectors, or none: only encoder.position (inside attention)
+        pattern: which words each word attends to (a 1-D core pattern: Full, Truncated, Longformer, BigBird, ...)
         max_len: the longest window of words the attention encoder sees at once
         backbone: attention or bilstm (uses encoder.dim and encoder.dropout, and lstm_layers)
         lstm_layers: layers of the bilstm backbone
@@ -176,6 +177,7 @@ class Tagger(AttnLabModule):
         self,
         encoder: EncoderConfig = TAGGER_ENCODER,
         position: Literal["sinusoidal", "learned", "none"] = "none",
+        pattern: Pattern = Full(),
         max_len: int = 256,
         backbone: Literal["attention", "bilstm"] = "attention",
         lstm_layers: int = 2,
@@ -202,6 +204,10 @@ class Tagger(AttnLabModule):
         if position not in ("sinusoidal", "learned", "none"):
             raise ValueError(f"model.position must be sinusoidal, learned or none, got {position!r} (positions "
                              "inside attention: model.encoder.position relative|rotary)")
+        if isinstance(pattern, (EdgeMask, Neighborhood2D)):
+            raise ValueError(f"model.pattern must be a pattern over the words of a sentence (Full, Truncated, "
+                             f"Longformer, BigBird, Strided, ...), got {type(pattern).__name__}")
+        self.pattern = pattern
         if backbone not in ("attention", "bilstm"):
             raise ValueError(f"model.backbone must be 'attention' or 'bilstm', got {backbone!r}")
         if char_encoder not in ("cnn", "bilstm"):
@@ -298,7 +304,7 @@ class Tagger(AttnLabModule):
             x = x + sinusoidal_positions(x.size(1), x.size(-1), device=x.device).to(x.dtype)
         elif self.learned_positions is not None:
             x = x + self.learned_positions(x.size(1))
-        return self.encoder(x, pattern=Full(), padding_mask=mask, return_weights=return_weights)
+        return self.encoder(x, pattern=self.pattern, padding_mask=mask, return_weights=return_weights)
 
     def _encode_windows(self, x: Tensor, mask: Tensor) -> Tensor:
         """The encoder over windows of ``max_len`` tokens when the batch is longer (see the class doc)."""

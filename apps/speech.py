@@ -23,7 +23,17 @@ from torch import Tensor, nn
 from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 
-from core import AttentionPooling, Encoder, EncoderConfig, Full, Pattern, StreamingEncoder, Truncated, masked_mean
+from core import (
+    AttentionPooling,
+    EdgeMask,
+    Encoder,
+    EncoderConfig,
+    Neighborhood2D,
+    Pattern,
+    StreamingEncoder,
+    Truncated,
+    masked_mean,
+)
 from datamodules.speech import (
     IGNORE,
     FeatureExtractor,
@@ -120,7 +130,8 @@ class SpeechModule(AttnLabModule):
         Args:
             encoder: the encoder (core.EncoderConfig); position relative (Shaw, max_relative_distance frames) or
                 rotary; its dropout also drops the projected inputs and the head's input
-            pattern: which frames attend to which: core.Truncated(left, right) in frames, or core.Full
+            pattern: which frames attend to which: core.Truncated(left, right) in frames (streamable), core.Full,
+                or another 1-D pattern (Longformer, BigBird, Strided, ...)
             input_context: frames on each side spliced into each input vector
             label_smoothing: of the training cross-entropy
             init_from: checkpoint (or bare state dict) to start a fit from (fine-tuning, see AttnLabModule)
@@ -136,8 +147,9 @@ class SpeechModule(AttnLabModule):
         if encoder.position not in ("relative", "rotary"):
             raise ValueError(f"model.encoder.position must be 'relative' or 'rotary' (frames are compared by "
                              f"distance), got {encoder.position!r}")
-        if not isinstance(pattern, (Truncated, Full)):
-            raise ValueError(f"model.pattern must be core.Truncated or core.Full, got {pattern!r}")
+        if isinstance(pattern, (EdgeMask, Neighborhood2D)):
+            raise ValueError(f"model.pattern must be a pattern over frames (Truncated, Full, Longformer, BigBird, "
+                             f"...), got {type(pattern).__name__}")
         if input_context < 0:
             raise ValueError(f"model.input_context must be >= 0, got {input_context}")
         self.pattern, self.input_context = pattern, input_context

@@ -612,3 +612,21 @@ def test_cora_short_fit_reaches_test_accuracy(cora_shared: Path, tmp_path: Path,
     attnlab("test", *args, "--ckpt_path", "best")
     metrics = json.loads(find_checkpoint(APP_DIR, "best").with_suffix(".metrics.json").read_text())["metrics"]
     assert metrics["test/acc"] >= 0.80, metrics
+
+
+def test_a_virtual_node_links_every_node_both_ways_and_is_never_counted_or_predicted(tmp_path: Path) -> None:
+    """data.virtual_node: EdgeMask plus one global token (BigBird / Exphormer style), through PyG's VirtualNode."""
+    plain, virtual = GraphData(source="karate"), GraphData(source="karate", virtual_node=True)
+    graph = virtual.graph
+    n = plain.graph.num_nodes
+    assert graph.num_nodes == n + 1 and virtual.real_nodes == n and virtual.num_classes == plain.num_classes
+    edges = {tuple(e) for e in graph.edge_index.t().tolist()}
+    assert all((i, n) in edges and (n, i) in edges for i in range(n))
+    assert not any(bool(getattr(graph, f"{s}_mask")[n]) for s in ("train", "val", "test"))
+    assert torch.equal(graph.x[n], torch.zeros(graph.x.size(1)))
+    root = fit_in(tmp_path, [*KARATE, "--trainer.max_epochs", "3", "--data.virtual_node", "true"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        attnlab("predict", *KARATE, "--data.virtual_node", "true", "--ckpt_path", "best",
+                "--data.predict_output", "out.csv")
+        assert [int(r["node_id"]) for r in read_predictions(Path("out.csv"))] == list(range(n))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from apps.cli import find_checkpoint, main
 from apps.pos import TAGGER_ENCODER, CharCNN, Tagger, window_owners, window_starts
+from core import Neighborhood2D, Truncated
 from datamodules.batching import BucketBatchSampler
 from datamodules.pos import (
     IGNORE,
@@ -432,3 +433,24 @@ def test_ewt_upos_accuracy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     attnlab("test", *config, "--ckpt_path", "best")
     metrics = json.loads(find_checkpoint(APP_DIR, "best").with_suffix(".metrics.json").read_text())["metrics"]
     assert metrics["test/acc"] >= 0.955, metrics
+
+
+def test_a_truncated_pattern_from_the_cli_keeps_each_word_in_its_window(tmp_path: Path) -> None:
+    """`--model.pattern core.Truncated`: one line swaps which words a word sees; the weights say so."""
+    root = tmp_path / "runs"
+    args = ["--config", CONFIG, *QUIET, "--data.num_train", "200", "--data.num_val", "40", "--data.num_test", "40",
+            "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(root), "--model.pattern", "core.Truncated",
+            "--model.pattern.left", "1", "--model.pattern.right", "1"]
+    attnlab("fit", *args)
+    model = Tagger.load_from_checkpoint(next(root.rglob("last.ckpt"))).eval()
+    assert isinstance(model.pattern, Truncated) and (model.pattern.left, model.pattern.right) == (1, 1)
+    sentence = ["the", "dog", "saw", "a", "big", "book", "."]
+    batch = collate([(0, model.vocab.encode(sentence))])
+    with torch.no_grad():
+        x = model.features(batch["words"], batch["chars"], batch["shapes"], batch.get("suffixes"))
+        _, weights = model._encode(x, batch["mask"], return_weights=True)
+    offsets = torch.arange(len(sentence))[:, None] - torch.arange(len(sentence))[None, :]
+    for layer in weights:  # (B, H, L, L)
+        assert bool((layer[..., offsets.abs() > 1] == 0).all()) and bool((layer[..., offsets.abs() <= 1] > 0).all())
+    with pytest.raises(ValueError, match="pattern over the words"):
+        Tagger(pattern=Neighborhood2D(1, grid=(2, 2)))

@@ -447,3 +447,25 @@ def test_fsdd_accuracy(tmp_path: Path) -> None:
         pytest.skip("../shared/data/fsdd not available")
     metrics = _fit_and_test("fsdd.yaml", DATA / "fsdd", tmp_path, "utteranceclassifier")
     assert metrics["test/acc"] >= 0.97, metrics
+
+
+def test_frames_train_under_a_longformer_pattern_and_refuse_a_graph_or_grid_pattern(tmp_path: Path) -> None:
+    """Any 1-D pattern is one option away (a window plus global frames here); EdgeMask / Neighborhood2D are not
+    patterns over frames."""
+    from core import EdgeMask, Longformer, Neighborhood2D
+
+    root = small_corpus(tmp_path / "c")
+    dm = PhoneCorpus(root=str(root), features=FeatureConfig(n_mels=20, deltas=1), batch_size=1)
+    model = FrameClassifier(encoder=SPEECH_ENCODER.replace(dim=16, depth=1, num_heads=2),
+                            pattern=Longformer(window=4, global_tokens=1))
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, dm)
+    batch = next(iter(dm.train_dataloader()))
+    with torch.no_grad():
+        _, weights = model.eval().encode(batch["features"], batch["mask"], return_weights=True)
+    allowed = Longformer(window=4, global_tokens=1).mask(batch["features"].size(1))  # (T, T)
+    assert bool((weights[0][0][:, ~allowed] == 0).all()) and bool((weights[0][0][:, allowed] > 0).any())
+    for pattern in (EdgeMask(torch.tensor([[0], [1]])), Neighborhood2D(1, grid=(2, 2))):
+        with pytest.raises(ValueError, match="pattern over frames"):
+            FrameClassifier(pattern=pattern)

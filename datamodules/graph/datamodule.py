@@ -102,6 +102,9 @@ class GraphData(AttnLabDataModule):
         source_column: source csv: the edges CSV's source-node column
         target_column: source csv: the edges CSV's target-node column (the target attends to the source)
         undirected: add every edge's reverse (an edge list naming each link once)
+        virtual_node: add one node linked both ways to every node (PyG VirtualNode): a global token every node reads
+            from and writes to in each layer, as BigBird's global tokens or Exphormer's virtual nodes; zero
+            features, in no mask, not predicted
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class GraphData(AttnLabDataModule):
         source_column: str = "source",
         target_column: str = "target",
         undirected: bool = False,
+        virtual_node: bool = False,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
         self.predict_output = predict_output
@@ -176,7 +180,8 @@ class GraphData(AttnLabDataModule):
         self.normalize, self.positional_encoding, self.pe_dim = normalize, positional_encoding, pe_dim
         self.mode, self.num_neighbors = mode, list(num_neighbors or [])
         self.dataset, self.dataset_args = dataset, dict(dataset_args or {})
-        self.nodes, self.edges, self.undirected = nodes, edges, undirected
+        self.nodes, self.edges, self.undirected, self.virtual_node = nodes, edges, undirected, virtual_node
+        self.real_nodes: int | None = None  # nodes of the graph itself (the virtual node comes after them)
         self.columns = dict(id_column=id_column, label_column=label_column, feature_columns=feature_columns,
                             source_column=source_column, target_column=target_column)
         self.data: Data | None = None
@@ -227,6 +232,12 @@ class GraphData(AttnLabDataModule):
         data.x = self._normalized(data.x.float())
         if self.positional_encoding != "none":
             data.x = torch.cat([data.x, self._positional(data)], dim=1)
+        self.real_nodes = data.num_nodes
+        if self.virtual_node:  # appended last: node ids 0..N-1 keep their meaning
+            from torch_geometric.transforms import VirtualNode
+
+            data = VirtualNode()(data)
+            del data.edge_type  # the model reads no edge types
         return data
 
     def _normalized(self, x: Tensor) -> Tensor:
