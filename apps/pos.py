@@ -26,7 +26,7 @@ from .base import AttnLabModule, OptimConfig, ThroughputClock
 from .export import ExportSpec
 from .plotting import first_batch_with_length
 from .pos_figures import draw_tagger
-from .pos_heads import ColumnHeads
+from .pos_heads import ColumnHeads, best_real_ids
 from .reports import per_class, summary
 
 
@@ -411,11 +411,7 @@ class Tagger(AttnLabModule):
         return dict(getattr(self, "test_report", {}))
 
     # ------------------------------------------------------------------ predict
-    @staticmethod
-    def best_tags(logits: Tensor) -> Tensor:
-        """The most likely real tag per word: ids 0 and 1 (``<pad>``, ``<unk>``) are never written as a tag."""
-        return logits.detach().clone().index_fill_(-1, torch.tensor([0, 1], device=logits.device),
-                                                   float("-inf")).argmax(-1)
+    best_tags = staticmethod(best_real_ids)  # the most likely real tag per word, never <pad>/<unk>
 
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, dict[str, list[str]]]]:
         """Per sentence: its index and ``{column: values}`` of every predicted column (the tag column first)."""

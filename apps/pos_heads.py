@@ -22,6 +22,12 @@ from datamodules.pos import PosVocab
 METRIC_NAMES = {"upos": "upos_acc", "xpos": "xpos_acc", "feats": "ufeats_acc"}
 
 
+def best_real_ids(logits: Tensor) -> Tensor:
+    """The most likely real value per word: ids 0 and 1 (``<pad>``, ``<unk>``) are never written."""
+    return logits.detach().clone().index_fill_(-1, torch.tensor([0, 1], device=logits.device),
+                                               float("-inf")).argmax(-1)
+
+
 class ColumnHeads(nn.Module):
     """``Linear(dim, values)`` per predicted column of ``vocab.columns`` (in its order)."""
 
@@ -31,9 +37,6 @@ class ColumnHeads(nn.Module):
         self.heads = nn.ModuleDict({name: nn.Linear(dim, len(v)) for name, v in vocab.columns.items()})
         self.register_buffer("ufeats_map", vocab.ufeats_map() if "feats" in vocab.columns else torch.empty(0),
                              persistent=False)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
     def logits(self, hidden: Tensor) -> dict[str, Tensor]:
         return {name: self.heads[name](hidden) for name in self.names}
@@ -62,9 +65,4 @@ class ColumnHeads(nn.Module):
 
     def best_values(self, logits: dict[str, Tensor]) -> dict[str, Tensor]:
         """(B, L) the best real value id per word of every column (never <pad>/<unk>)."""
-        out = {}
-        for name in self.names:
-            scores = logits[name].detach().clone()
-            scores[..., :2] = float("-inf")
-            out[name] = scores.argmax(-1)
-        return out
+        return {name: best_real_ids(logits[name]) for name in self.names}
