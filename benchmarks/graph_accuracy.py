@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from named_models import parse_models
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTNLAB = [sys.executable, "-m", "apps.cli"]
@@ -56,18 +57,6 @@ def run_one(config: Path, name: str, model_args: list[str], run: dict[str, int],
     return key.split("/")[1], metrics[key], seconds
 
 
-def parse_models(specs: list[str] | None, layers: list[str]) -> list[tuple[str, list[str]]]:
-    if not specs:
-        return [(layer, ["--model.layer", layer]) for layer in layers]
-    models = []
-    for spec in specs:
-        name, sep, args = spec.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"--model {spec!r}: expected NAME=ARGS, e.g. 'GT-sep=--model.layer attention'")
-        models.append((name, shlex.split(args)))
-    return models
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "graph" / "cora.yaml")
@@ -92,7 +81,8 @@ def main() -> None:
         header = " | ".join(f"{k} {v}" for run in runs for k, v in run.items())
         print(f"| model | metric | {header} | mean ± std | median fit s |")
         print("|---|---|" + "---:|" * (len(runs) + 2))
-        for name, model_args in parse_models(args.models, args.layers):
+        models = parse_models(args.models) if args.models else [(x, ["--model.layer", x]) for x in args.layers]
+        for name, model_args in models:
             results = [run_one(args.config.resolve(), name, model_args, run, out, args.threads, args.overrides)
                        for run in runs]
             scores = [100 * score for _, score, _ in results]

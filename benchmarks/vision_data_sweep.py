@@ -1,13 +1,17 @@
-"""Self-attention vs CNN as the training set grows: ViT and ResNet-18 on 5 %, 20 %, 100 % of CIFAR-10 train.
+"""Self-attention vs CNN as the training set grows: ViTs and ResNet-18 on 5 %, 20 %, 100 % of CIFAR-10 train.
 
 The lecture's figure (ViT paper, Fig. 3): a CNN's built-in locality wins with few images, self-attention
-catches up or wins with many. Here both backbones train through the same CLI, loop and recipe
-(``configs/vision/cifar10_cpu.yaml``) with the same number of optimizer steps for every training-set size
-(so a small set is seen for more epochs), and are tested on the full CIFAR-10 test set. Prints a markdown
-table and writes the plot (accuracy vs number of training images, log x) as a PNG.
+catches up or wins with many. Cordonnier et al. (2020) add that a CNN is self-attention restricted to a
+receptive field, so the default models are a ViT attending to all patches (``Full``), ViTs restricted to the
+3x3 and 5x5 patch windows of a CNN (``Neighborhood2D`` radius 1 and 2) and ResNet-18, each a name and its attnlab
+arguments (``--model NAME=ARGS``, repeatable). All train through the same CLI, loop and recipe
+(``configs/vision/cifar10_cpu.yaml``) with the same number of optimizer steps for every training-set size (so
+a small set is seen for more epochs; the cosine schedule ends at the last step), and are tested on the full
+CIFAR-10 test set. Prints a markdown table and writes the plot (accuracy vs number of training images, log x).
 
-Run: ``.venv/bin/python benchmarks/vision_data_sweep.py --steps 600 --out docs/figures/vit_vs_cnn_cifar10.png``
-(``--record runs.jsonl`` keeps finished runs, so an interrupted sweep resumes where it stopped).
+Run: ``.venv/bin/python benchmarks/vision_data_sweep.py --steps 2000 --record runs/vision_sweep.jsonl
+--out docs/figures/vit_vs_cnn_cifar10.png`` (``--record`` keeps finished runs, so an interrupted sweep resumes
+where it stopped, also in a later invocation).
 """
 
 from __future__ import annotations
@@ -22,13 +26,23 @@ import tempfile
 import time
 from pathlib import Path
 
+from named_models import parse_models
+
 ROOT = Path(__file__).resolve().parents[1]
 ATTNLAB = [sys.executable, "-m", "apps.cli"]
 
 
-def run(config: Path, backbone: str, fraction: float, steps: int, threads: int, root: Path,
+MODELS = [
+    "ViT Full=--model.pattern core.Full",
+    "ViT Neighborhood2D 3x3=--model.pattern core.Neighborhood2D --model.pattern.radius 1",
+    "ViT Neighborhood2D 5x5=--model.pattern core.Neighborhood2D --model.pattern.radius 2",
+    "ResNet-18=--model.backbone resnet",
+]
+
+
+def run(config: Path, model_args: list[str], fraction: float, steps: int, threads: int, root: Path,
         extra: list[str], batches_per_epoch: int) -> dict:
-    common = ["--config", str(config), "--model.backbone", backbone, "--data.train_subset", str(fraction),
+    common = ["--config", str(config), *model_args, "--data.train_subset", str(fraction),
               "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false", *extra]
     # A large training set may not finish one epoch in ``steps``: validate (and keep "best") at the last step.
     short = ["--trainer.val_check_interval", str(steps)] if steps < batches_per_epoch else []
@@ -51,11 +65,11 @@ def attnlab(args: list[str], env: dict) -> None:
 
 
 def load_record(path: Path | None) -> dict[tuple[str, float, int], dict]:
-    """Finished runs from ``--record`` (JSON lines), keyed by (backbone, fraction, steps), so a sweep resumes."""
+    """Finished runs from ``--record`` (JSON lines), keyed by (model name, fraction, steps), so a sweep resumes."""
     if path is None or not path.is_file():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["backbone"], r["fraction"], r["steps"]): r for r in rows}
+    return {(r["model"], r["fraction"], r["steps"]): r for r in rows if "model" in r}
 
 
 def count_images(fraction: float, config: Path) -> int:
@@ -82,12 +96,10 @@ def plot(results: dict[str, list[tuple[int, float]]], out: Path, title: str) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    styles = {"vit": ("ViT (self-attention)", "o-", "tab:blue"), "resnet": ("ResNet-18 (CNN)", "s--", "tab:orange")}
-    for backbone, points in results.items():
-        label, style, colour = styles[backbone]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for (name, points), marker in zip(results.items(), "osD^vP", strict=False):
         xs, ys = zip(*points, strict=True)
-        ax.plot(xs, [100 * y for y in ys], style, color=colour, label=label)
+        ax.plot(xs, [100 * y for y in ys], marker + ("--" if "resnet" in name.lower() else "-"), label=name)
     ax.set_xscale("log")
     sizes = sorted({x for points in results.values() for x, _ in points})
     ax.set_xticks(sizes, [f"{x:,}" for x in sizes])  # the measured sizes, not crowded log-scale minor labels
@@ -108,18 +120,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "vision" / "cifar10_cpu.yaml")
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.05, 0.2, 1.0])
-    parser.add_argument("--backbones", nargs="+", default=["vit", "resnet"])
-    parser.add_argument("--steps", type=int, default=600, help="optimizer steps per run, the same for every size")
+    parser.add_argument("--model", action="append", dest="models", metavar="NAME=ARGS",
+                        help="a named model and its attnlab arguments (repeatable; default: " + "; ".join(MODELS) + ")")
+    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps per run, the same for every size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "vit_vs_cnn_cifar10.png")
     parser.add_argument("--record", type=Path, default=None,
                         help="JSON-lines file of finished runs: appended to, and runs already in it are not repeated")
     parser.add_argument("extra", nargs="*", help="extra attnlab arguments after --")
     args = parser.parse_args()
-    results: dict[str, list[tuple[int, float]]] = {b: [] for b in args.backbones}
+    models = parse_models(args.models or MODELS)
+    results: dict[str, list[tuple[int, float]]] = {name: [] for name, _ in models}
     print(f"# {args.config.name}: {args.steps} optimizer steps per run, {args.threads} thread(s), "
           f"test on the full test set\n")
-    print("| backbone | train images | test acc | fit s |")
+    print("| model | train images | test acc | fit s |")
     print("|---|---:|---:|---:|")
     import yaml
 
@@ -128,17 +142,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for fraction in args.fractions:
             images = count_images(fraction, args.config)
-            for backbone in args.backbones:
-                r = done.get((backbone, fraction, args.steps))
+            for index, (name, model_args) in enumerate(models):
+                r = done.get((name, fraction, args.steps))
                 if r is None:
-                    r = run(args.config.resolve(), backbone, fraction, args.steps, args.threads,
-                            Path(tmp) / f"{backbone}-{fraction}", args.extra, math.ceil(images / batch))
-                    r = {"backbone": backbone, "fraction": fraction, "steps": args.steps, "images": images, **r}
+                    r = run(args.config.resolve(), model_args, fraction, args.steps, args.threads,
+                            Path(tmp) / f"model{index}-{fraction}", args.extra, math.ceil(images / batch))
+                    r = {"model": name, "fraction": fraction, "steps": args.steps, "images": images, **r}
                     if args.record is not None:
                         with args.record.open("a") as f:
                             f.write(json.dumps(r) + "\n")
-                results[backbone].append((images, r["acc"]))
-                print(f"| {backbone} | {images:,} | {100 * r['acc']:.1f} % | {r['seconds']:.0f} |", flush=True)
+                results[name].append((images, r["acc"]))
+                print(f"| {name} | {images:,} | {100 * r['acc']:.1f} % | {r['seconds']:.0f} |", flush=True)
     plot(results, args.out, f"CIFAR-10, {args.steps} steps of batch {batch} per run (CPU)")
     print(f"\nplot: {args.out}")
 
