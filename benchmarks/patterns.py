@@ -13,7 +13,9 @@ For each app, its default config trains under each pattern that makes sense ther
 Throughput is training examples (sentences, utterances, images; graph: full-batch steps) per second of the fit
 command (process start to exit: start-up and validation included, so short budgets read low);
 peak memory is the fit process's peak resident set (``os.wait4``). A cell whose run fails says why (the last line
-of the error). Use ``--apps`` for a subset and ``--quick`` for a smoke run on tiny budgets (not a result).
+of the error). Use ``--apps`` for a subset and ``--quick`` for a smoke run on tiny budgets (not a result);
+``--record runs.jsonl`` keeps every finished cell, so an interrupted run resumes where it stopped and a later
+invocation prints and draws all recorded cells of its apps.
 
 Run: ``.venv/bin/python benchmarks/patterns.py --out runs/patterns --figure docs/figures/patterns_by_app.png``
 """
@@ -143,6 +145,14 @@ def draw(results: dict[str, dict[str, dict[str, object]]], path: Path) -> None:
     plt.close(fig)
 
 
+def load_record(path: Path | None, quick: bool) -> dict[tuple[str, str], dict[str, object]]:
+    """Finished cells from ``--record`` (JSON lines), keyed by (app, pattern); smoke cells only for ``--quick``."""
+    if path is None or not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r.pop("app"), r.pop("pattern")): r for r in rows if r.pop("quick") == quick}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
@@ -150,7 +160,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="run folders (default: a temporary folder)")
     parser.add_argument("--figure", type=Path, default=None, help="PNG of the test scores per app and pattern")
     parser.add_argument("--quick", action="store_true", help="3 batches of one epoch per cell: a smoke run")
+    parser.add_argument("--record", type=Path, default=None,
+                        help="JSON-lines file of finished cells: appended to, and cells already in it are not rerun")
     args = parser.parse_args()
+    done = load_record(args.record, args.quick)
     begin = time.perf_counter()
     results: dict[str, dict[str, dict[str, object]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +176,13 @@ def main() -> None:
             config, patterns = APPS[app]
             results[app] = {}
             for name, extra in patterns.items():
-                result = results[app][name] = cell(app, name, extra, out, args.threads, args.quick)
+                result = done.get((app, name))
+                if result is None:
+                    result = cell(app, name, extra, out, args.threads, args.quick)
+                    if args.record is not None and "error" not in result:  # a failed cell is retried
+                        with args.record.open("a") as f:
+                            f.write(json.dumps({"app": app, "pattern": name, "quick": args.quick, **result}) + "\n")
+                results[app][name] = result
                 where = f"{app} (`{config}`, {BUDGETS[app] if not args.quick else 1} epochs)"
                 if "error" in result:
                     print(f"| {where} | {name} | cannot run: {result['error'][:160]} | | | |", flush=True)
