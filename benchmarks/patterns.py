@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from records import append_record, read_records
+
 ROOT = Path(__file__).resolve().parents[1]
 ATTNLAB = [sys.executable, "-m", "apps.cli"]
 
@@ -147,10 +149,7 @@ def draw(results: dict[str, dict[str, dict[str, object]]], path: Path) -> None:
 
 def load_record(path: Path | None, quick: bool) -> dict[tuple[str, str], dict[str, object]]:
     """Finished cells from ``--record`` (JSON lines), keyed by (app, pattern); smoke cells only for ``--quick``."""
-    if path is None or not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r.pop("app"), r.pop("pattern")): r for r in rows if r.pop("quick") == quick}
+    return {(r.pop("app"), r.pop("pattern")): r for r in read_records(path) if r.pop("quick") == quick}
 
 
 def main() -> None:
@@ -179,9 +178,8 @@ def main() -> None:
                 result = done.get((app, name))
                 if result is None:
                     result = cell(app, name, extra, out, args.threads, args.quick)
-                    if args.record is not None and "error" not in result:  # a failed cell is retried
-                        with args.record.open("a") as f:
-                            f.write(json.dumps({"app": app, "pattern": name, "quick": args.quick, **result}) + "\n")
+                    if "error" not in result:  # a failed cell is retried
+                        append_record(args.record, {"app": app, "pattern": name, "quick": args.quick, **result})
                 results[app][name] = result
                 where = f"{app} (`{config}`, {BUDGETS[app] if not args.quick else 1} epochs)"
                 if "error" in result:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from named_models import parse_models
+from records import append_record, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTNLAB = [sys.executable, "-m", "apps.cli"]
@@ -66,10 +67,7 @@ def attnlab(args: list[str], env: dict) -> None:
 
 def load_record(path: Path | None) -> dict[tuple[str, float, int], dict]:
     """Finished runs from ``--record`` (JSON lines), keyed by (model name, fraction, steps), so a sweep resumes."""
-    if path is None or not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["model"], r["fraction"], r["steps"]): r for r in rows if "model" in r}
+    return {(r["model"], r["fraction"], r["steps"]): r for r in read_records(path) if "model" in r}
 
 
 def count_images(fraction: float, config: Path) -> int:
@@ -148,9 +146,7 @@ def main() -> None:
                     r = run(args.config.resolve(), model_args, fraction, args.steps, args.threads,
                             Path(tmp) / f"model{index}-{fraction}", args.extra, math.ceil(images / batch))
                     r = {"model": name, "fraction": fraction, "steps": args.steps, "images": images, **r}
-                    if args.record is not None:
-                        with args.record.open("a") as f:
-                            f.write(json.dumps(r) + "\n")
+                    append_record(args.record, r)
                 results[name].append((images, r["acc"]))
                 print(f"| {name} | {images:,} | {100 * r['acc']:.1f} % | {r['seconds']:.0f} |", flush=True)
     plot(results, args.out, f"CIFAR-10, {args.steps} steps of batch {batch} per run (CPU)")
