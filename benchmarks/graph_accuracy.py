@@ -7,7 +7,9 @@ skeleton and loop). For every model and every run: ``attnlab fit --config CONFIG
 fixed splits such as the heterophilous benchmark, a split (``--splits``: ``data.split_index``, seeded by its
 index). The score is the test metric the model reports: ROC-AUC where the data has two classes (``test/roc_auc``),
 else accuracy. Prints a markdown table: the score per run, mean ± std (sample std), median fit seconds per run,
-and the whole command's wall time.
+and the whole command's wall time. ``--record FILE`` keeps each finished run (model, seed or split, score, fit
+seconds) as a JSON line and reuses it on the next invocation with the same config and overrides, so a ten-split
+table that takes hours can be finished by several invocations, and a later one prints the whole table at once.
 
 Run: ``.venv/bin/python benchmarks/graph_accuracy.py --config configs/graph/cora.yaml --seeds 0 1 2 3 4``
 Ten splits: ``... --config configs/graph/minesweeper.yaml --splits 0 1 2 3 4 5 6 7 8 9 \\
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 from named_models import parse_models
+from records import append_record, read_records
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTNLAB = [sys.executable, "-m", "apps.cli"]
@@ -57,6 +60,11 @@ def run_one(config: Path, name: str, model_args: list[str], run: dict[str, int],
     return key.split("/")[1], metrics[key], seconds
 
 
+def record_key(name: str, model_args: list[str], config: str, overrides: list[str], run: dict) -> tuple:
+    """What makes two runs the same run: model, its arguments, config, overrides and seed or split."""
+    return name, tuple(model_args), config, tuple(overrides), json.dumps(run, sort_keys=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "graph" / "cora.yaml")
@@ -68,6 +76,8 @@ def main() -> None:
                         help="fixed splits (data.split_index) instead of seeds, each seeded by its index")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (OMP_NUM_THREADS)")
     parser.add_argument("--out", type=Path, default=None, help="run folders (default: a temporary folder)")
+    parser.add_argument("--record", type=Path, default=None,
+                        help="JSON lines of finished runs: reused when the same run is asked for again")
     parser.add_argument("overrides", nargs="*", help="extra attnlab arguments after --, e.g. -- --model.depth 3")
     args = parser.parse_args()
     runs = [{"split": s} for s in args.splits] if args.splits is not None else [{"seed": s} for s in args.seeds]
@@ -82,14 +92,27 @@ def main() -> None:
         print(f"| model | metric | {header} | mean ± std | median fit s |")
         print("|---|---|" + "---:|" * (len(runs) + 2))
         models = parse_models(args.models) if args.models else [(x, ["--model.layer", x]) for x in args.layers]
+        done = {record_key(r["model"], r["args"], r["config"], r["overrides"], r["run"]): r
+                for r in read_records(args.record)}
         for name, model_args in models:
-            results = [run_one(args.config.resolve(), name, model_args, run, out, args.threads, args.overrides)
-                       for run in runs]
+            results = []
+            for run in runs:
+                key = record_key(name, model_args, str(config), args.overrides, run)
+                if key not in done:
+                    metric, score, seconds = run_one(args.config.resolve(), name, model_args, run, out,
+                                                     args.threads, args.overrides)
+                    done[key] = {"model": name, "args": model_args, "config": str(config),
+                                 "overrides": args.overrides, "run": run, "metric": metric, "score": score,
+                                 "fit_s": seconds}
+                    append_record(args.record, done[key])
+                r = done[key]
+                results.append((r["metric"], r["score"], r["fit_s"]))
             scores = [100 * score for _, score, _ in results]
             std = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            fits = [s for _, _, s in results if s is not None]  # a record may lack its fit time
             print(f"| {name} | {results[0][0]} | " + " | ".join(f"{s:.2f}" for s in scores)
                   + f" | {statistics.mean(scores):.2f} ± {std:.2f} | "
-                  f"{statistics.median(s for _, _, s in results):.1f} |", flush=True)
+                  + (f"{statistics.median(fits):.1f} |" if fits else "– |"), flush=True)
     print(f"\nwall time {time.perf_counter() - begin:.0f} s")
 
 
