@@ -133,12 +133,16 @@ def draw(results: dict[str, dict[str, dict[str, object]]], path: Path) -> None:
         scores = [results[app][n].get("score", 0.0) for n in names]
         ax.barh(range(len(names)), scores, color=["#4c72b0" if "error" not in results[app][n] else "#cccccc"
                                                   for n in names])
+        for y, n in enumerate(names):  # the score and the training throughput at the end of each bar
+            r = results[app][n]
+            label = "cannot run" if "error" in r else f"{r['score']:.1f}  ({r['per_s']:.1f}/s)"
+            ax.text(r.get("score", 0.0), y, " " + label, va="center", fontsize=7)
         ax.set_yticks(range(len(names)), [n if len(n) < 28 else n[:26] + "…" for n in names], fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("test score %")
         ax.set_title(f"{app} ({BUDGETS[app]} epochs)", fontsize=9)
         low = min((s for s in scores if s), default=0.0)
-        ax.set_xlim(max(0.0, low - 10), 100)
+        ax.set_xlim(max(0.0, low - 10), min(100.0, max(scores) + 12))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
