@@ -26,7 +26,7 @@ from .base import AttnLabModule, OptimConfig, ThroughputClock
 from .export import ExportSpec
 from .plotting import first_batch_with_length
 from .pos_figures import draw_tagger
-from .pos_heads import ColumnHeads, best_real_ids
+from .pos_heads import ColumnHeads, FeatsHead, best_real_ids
 from .reports import per_class, summary
 
 
@@ -162,6 +162,8 @@ class Tagger(AttnLabModule):
         suffix_dim: embed the word's endings (data.max_suffix) into this many numbers; 0 = off
         aux_weight: weight of a second head's loss on data.aux_tagset's tags (training only); 0 = off
         columns_weight: weight of the losses of the other predicted columns (data.columns: xpos, feats)
+        feats_head: FEATS as one class per whole string (whole) or one classifier per feature (factored); see
+            ``apps.pos_heads``
         word_dropout: probability of replacing a training word by <unk> (teaches the unknown-word path)
         label_smoothing: of the training cross-entropy
     """
@@ -189,6 +191,7 @@ class Tagger(AttnLabModule):
         suffix_dim: int = 0,
         aux_weight: float = 0.0,
         columns_weight: float = 1.0,
+        feats_head: FeatsHead = "whole",
         word_dropout: float = 0.1,
         label_smoothing: float = 0.0,
         init_from: str | None = None,
@@ -265,7 +268,7 @@ class Tagger(AttnLabModule):
                 raise ValueError("model.aux_weight > 0 needs tags of a second column: set data.aux_tagset "
                                  "(e.g. xpos while data.tagset is upos)")
             self.aux_head = nn.Linear(dim, len(vocab.aux_tags))
-        self.column_heads = ColumnHeads(vocab, dim) if vocab.columns else None
+        self.column_heads = ColumnHeads(vocab, dim, h.get("feats_head", "whole")) if vocab.columns else None
         num_tags = len(vocab.tags)
         self.setup_metrics({"acc": MulticlassAccuracy(num_tags, average="micro", ignore_index=IGNORE)})
         self.report_metrics = nn.ModuleDict({  # per-tag P/R/F1 come from the shared report (apps.reports)
@@ -416,14 +419,15 @@ class Tagger(AttnLabModule):
     def predict_step(self, batch, batch_idx: int) -> list[tuple[int, dict[str, list[str]]]]:
         """Per sentence: its index and ``{column: values}`` of every predicted column (the tag column first)."""
         hidden = self.hidden(batch)
-        predicted = {self.vocab.tagset: (self.best_tags(self.head(hidden)), self.vocab.tags)}
-        if self.column_heads is not None:
-            best = self.column_heads.best_values(self.column_heads.logits(hidden))
-            predicted.update({name: (ids, self.vocab.columns[name]) for name, ids in best.items()})
         lengths = batch["mask"].sum(1).tolist()
-        return [(int(i), {name: [vocab.itos[t] for t in ids[row, :n].tolist()]
-                          for name, (ids, vocab) in predicted.items()})
-                for row, (i, n) in enumerate(zip(batch["index"].tolist(), lengths, strict=True))]
+        names = self.vocab.tags.itos
+        predicted = {self.vocab.tagset: [[names[t] for t in row[:n]]
+                                         for row, n in zip(self.best_tags(self.head(hidden)).tolist(), lengths,
+                                                           strict=True)]}
+        if self.column_heads is not None:
+            predicted.update(self.column_heads.best_values(self.column_heads.logits(hidden), lengths))
+        return [(int(i), {name: values[row] for name, values in predicted.items()})
+                for row, i in enumerate(batch["index"].tolist())]
 
     def format_predictions(self, outputs: list[list[tuple[int, dict[str, list[str]]]]]) -> list[tuple[Path, str]]:
         """The predict input written back as CoNLL-U with every predicted column filled (path:

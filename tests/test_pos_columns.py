@@ -126,7 +126,8 @@ def scorer_scores(gold: Path, predicted: Path) -> dict[str, float]:
 
 @pytest.mark.skipif(not (SCORER.is_file() and GDT.with_name("el_gdt-ud-train.conllu").is_file()),
                     reason="needs ../shared/tools/conll18_ud_eval.py and ../shared/data/ud (Greek GDT)")
-def test_attnlab_test_agrees_with_the_official_scorer_on_the_written_file(tmp_path):
+@pytest.mark.parametrize("feats_head", ["whole", "factored"])
+def test_attnlab_test_agrees_with_the_official_scorer_on_the_written_file(tmp_path, feats_head):
     """A short fit on a slice of Greek GDT; test's UPOS / XPOS / UFeats equal the scorer's on predict's file."""
     parts = {}
     for split, count in (("train", 300), ("dev", 60), ("test", 120)):
@@ -136,7 +137,7 @@ def test_attnlab_test_agrees_with_the_official_scorer_on_the_written_file(tmp_pa
     common = ["--config", str(ROOT / "configs" / "pos" / "ud.yaml"), "--data.train", str(parts["train"]),
               "--data.dev", str(parts["dev"]), "--data.test", str(parts["test"]), "--trainer.max_steps", "40",
               "--model.encoder.dim", "64", "--model.encoder.depth", "1", "--model.encoder.num_heads", "4",
-              "--trainer.default_root_dir", str(tmp_path / "runs"), *QUIET]
+              "--model.feats_head", feats_head, "--trainer.default_root_dir", str(tmp_path / "runs"), *QUIET]
     main(["fit", *common])
     main(["test", *common, "--ckpt_path", "best"])
     metrics = json.loads(next((tmp_path / "runs").rglob("*.metrics.json")).read_text())["metrics"]
@@ -148,3 +149,59 @@ def test_attnlab_test_agrees_with_the_official_scorer_on_the_written_file(tmp_pa
     for ours, theirs in (("test/acc", "UPOS"), ("test/xpos_acc", "XPOS"), ("test/ufeats_acc", "UFeats")):
         assert 100 * metrics[ours] == pytest.approx(scores[theirs], abs=0.006), ours  # the scorer prints 2 decimals
     assert 0 < scores["UPOS"] < 100
+
+
+def test_factored_feats_have_one_classifier_per_feature_with_absent_and_unseen_values():
+    sentences = parse_conllu(TREEBANK)
+    vocab = PosVocab.build(sentences, min_freq=1, columns=["xpos", "feats"])
+    assert list(vocab.features) == ["Definite", "Mood", "Number", "Person", "Private", "PronType", "Tense",
+                                    "VerbForm"]
+    assert vocab.features["Number"].itos == ["<pad>", "<unk>", "_", "Plur", "Sing"]
+    item = vocab.encode(["x", "y", "z"], columns={"feats": ["Number=Sing", "_", "Number=Dual|Case=Nom"]})
+    names = list(vocab.features)
+    number, mood = names.index("Number"), names.index("Mood")
+    assert item["features"][0, number] == vocab.features["Number"].stoi["Sing"]
+    assert item["features"][0, mood] == 2 and bool((item["features"][1] == 2).all())  # `_`: absent
+    universal = vocab.universal_feature_mask()
+    assert not universal[names.index("Private")] and universal[number]
+    # Case never occurs in training: the word's gold cannot be written, so every universal feature is <unk>
+    assert bool((item["features"][2][universal] == 1).all())
+    assert PosVocab.from_dict(vocab.to_dict()).features == vocab.features  # derived: nothing more is stored
+
+
+def test_factored_feats_accuracy_counts_exactly_the_words_whose_written_universal_string_is_right():
+    sentences = parse_conllu(TREEBANK)
+    vocab = PosVocab.build(sentences, min_freq=1, columns=["xpos", "feats"])
+    gold = [["Number=Plur", "_", "Case=Nom|Number=Sing", "Mood=Ind|Private=Yes"]]
+    batch = collate([(0, vocab.encode(["a", "b", "c", "d"], columns={"feats": gold[0]}))])
+    heads = small_tagger(vocab, feats_head="factored").column_heads
+    assert heads.factored
+    for seed in range(5):
+        torch.manual_seed(seed)
+        logits = {name: torch.randn(1, 4, head.out_features) * 3 for name, head in heads.heads.items()}
+        written = heads.best_values(logits, [4])["feats"][0]
+        assert all(w == "_" or w.split("|") == sorted(w.split("|"), key=str.lower) for w in written)
+        expected = sum(universal_feats(w) == universal_feats(g) and "Case" not in g for w, g in zip(written, gold[0]))
+        right, counted = heads.correct(logits, batch)["ufeats_acc"]
+        assert (int(right), int(counted)) == (expected, 4)
+    target = batch["features"][0]
+    for f, name in enumerate(vocab.features):  # logits that put everything on the gold values: all right
+        logits["feats"][0, :, sum(heads.feature_sizes[:f]):sum(heads.feature_sizes[:f + 1])] = \
+            torch.nn.functional.one_hot(target[:, f].clamp(min=0), heads.feature_sizes[f]).float() * 50
+    assert int(heads.correct(logits, batch)["ufeats_acc"][0]) == 3  # the word with the unseen Case stays wrong
+    assert heads.best_values(logits, [4])["feats"][0][:2] == ["Number=Plur", "_"]
+
+
+def test_factored_feats_loss_is_the_sum_of_one_cross_entropy_per_feature():
+    sentences = parse_conllu(TREEBANK)
+    vocab = PosVocab.build(sentences, min_freq=1, columns=["feats"])
+    batch = collate([(i, vocab.encode(s.words, s.tags, columns={"feats": s.values("feats")}))
+                     for i, s in enumerate(sentences)])
+    heads = small_tagger(vocab, feats_head="factored").column_heads
+    logits = {"feats": torch.randn(2, 4, sum(heads.feature_sizes))}
+    expected = sum(torch.nn.functional.cross_entropy(part.flatten(0, 1), batch["features"][..., f].flatten(),
+                                                     ignore_index=IGNORE)
+                   for f, part in enumerate(heads.feature_logits(logits["feats"])))
+    assert float(heads.loss(logits, batch, 0.0)) == pytest.approx(float(expected), rel=1e-6)
+    with pytest.raises(ValueError, match="feats_head"):
+        small_tagger(vocab, feats_head="per_word")

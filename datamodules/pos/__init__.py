@@ -28,13 +28,13 @@ from .datamodule import PosDataModule
 from .synthetic import AMBIGUOUS, LEXICON, SyntheticTreebank, generate_sentence, make_synthetic
 from .tokenise import TOKENIZERS, Tokenizer, read_text, spacy_tokenizer, split_tokens, text_sentence, tokenize
 from .treebank import UDTreebank
-from .vocab import BOW, EOW, SHAPES, PosVocab, Vocab, word_shape, word_suffixes
+from .vocab import ABSENT, BOW, EOW, SHAPES, PosVocab, Vocab, join_feats, split_feats, word_shape, word_suffixes
 
 __all__ = [
-    "AMBIGUOUS", "BOW", "COLUMNS", "Column", "EOW", "FIELDS", "UNIVERSAL_FEATURES", "universal_feats",
+    "ABSENT", "AMBIGUOUS", "BOW", "COLUMNS", "Column", "EOW", "FIELDS", "UNIVERSAL_FEATURES", "universal_feats",
     "IGNORE", "LEXICON", "SHAPES", "TAGSETS", "TOKENIZERS",
     "ConlluError", "EncodedSentences", "PosDataModule", "PosVocab", "Sentence", "SyntheticTreebank", "Tagset",
     "Tokenizer", "UDTreebank", "Vocab",
-    "collate", "fill_tags", "generate_sentence", "make_synthetic", "parse_conllu", "read_conllu", "read_text",
-    "spacy_tokenizer", "split_tokens", "text_sentence", "tokenize", "word_shape", "word_suffixes",
+    "collate", "fill_tags", "generate_sentence", "join_feats", "make_synthetic", "parse_conllu", "read_conllu", "read_text",
+    "spacy_tokenizer", "split_feats", "split_tokens", "text_sentence", "tokenize", "word_shape", "word_suffixes",
 ]

@@ -30,10 +30,11 @@ def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
         "aux_tags": torch.full((batch, length), IGNORE, dtype=torch.long),
         "columns": torch.full((batch, length, sentences[0]["columns"].size(1)), IGNORE, dtype=torch.long),
         "ufeats": torch.full((batch, length), IGNORE, dtype=torch.long),
+        "features": torch.full((batch, length, sentences[0]["features"].size(1)), IGNORE, dtype=torch.long),
     }
     for i, s in enumerate(sentences):
         n, c = len(s["words"]), s["chars"].size(1)
-        for key in ("words", "suffixes", "shapes", "known", "tags", "aux_tags", "columns", "ufeats"):
+        for key in ("words", "suffixes", "shapes", "known", "tags", "aux_tags", "columns", "ufeats", "features"):
             out[key][i, :n] = s[key]
         out["chars"][i, :n, :c] = s["chars"]
     out["mask"] = torch.arange(length)[None, :] < lengths[:, None]

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from ..batching import IGNORE
-from .conllu import Column, Sentence, Tagset, universal_feats
+from .conllu import UNIVERSAL_FEATURES, Column, Sentence, Tagset, universal_feats
 
 
 class Vocab:
@@ -71,6 +71,19 @@ def word_suffixes(word: str, max_suffix: int) -> list[str]:
 
 
 BOW, EOW = "<w>", "</w>"  # begin / end of word markers around each word's characters
+ABSENT = "_"  # the value of a feature a word does not have (factored FEATS)
+
+
+def split_feats(feats: str) -> dict[str, str]:
+    """``"Case=Nom|Number=Sing"`` -> ``{"Case": "Nom", "Number": "Sing"}`` (``_`` -> {})."""
+    if feats in ("_", ""):
+        return {}
+    return dict(item.split("=", 1) for item in feats.split("|"))
+
+
+def join_feats(features: dict[str, str]) -> str:
+    """The inverse of ``split_feats``, names sorted case-insensitively as the UD guidelines write them."""
+    return "|".join(f"{k}={features[k]}" for k in sorted(features, key=str.lower)) or "_"
 
 
 @dataclass
@@ -105,6 +118,20 @@ class PosVocab:
     aux_tagset: str | None = None
     columns: dict[str, Vocab] = field(default_factory=dict)
     ufeats: Vocab = field(default_factory=lambda: Vocab([]))
+
+    @property
+    def features(self) -> dict[str, Vocab]:
+        """Per FEATS feature name of the training data, its values after ``ABSENT`` (id 2): the classes of a
+        factored FEATS head. Derived from the whole strings in ``columns["feats"]``, so nothing more is stored."""
+        cached = self.__dict__.get("_features")
+        if cached is None:
+            values: dict[str, set[str]] = {}
+            for string in self.columns["feats"].itos[2:] if "feats" in self.columns else ():
+                for name, value in split_feats(string).items():
+                    values.setdefault(name, set()).add(value)
+            cached = {name: Vocab([ABSENT, *sorted(values[name])]) for name in sorted(values, key=str.lower)}
+            self.__dict__["_features"] = cached
+        return cached
 
     @classmethod
     def build(cls, sentences: Sequence[Sentence], tagset: Tagset = "upos", min_freq: int = 2,
@@ -188,7 +215,9 @@ class PosVocab:
     def encode_columns(self, values: dict[str, Sequence[str] | None], length: int) -> dict[str, Tensor]:
         """columns (L, K): each predicted column's class ids in ``columns`` order (``IGNORE`` where the word
         has no value or ``_`` outside FEATS; an unseen value is <unk>, an error), ufeats (L,): the gold
-        universal-feature ids."""
+        universal-feature ids, features (L, F): the value id of every feature of ``features`` (``ABSENT``'s
+        where the word lacks it, <unk> for a value never seen in training; on every universal feature when the
+        word has a universal feature never seen in training, so such a word counts as an error)."""
         out = torch.full((length, len(self.columns)), IGNORE, dtype=torch.long)
         for k, (name, vocab) in enumerate(self.columns.items()):
             given = values.get(name)
@@ -197,9 +226,21 @@ class PosVocab:
                                           for v in given])
         feats = values.get("feats")
         ufeats = torch.full((length,), IGNORE, dtype=torch.long)
+        names = self.features
+        per_feature = torch.full((length, len(names)), IGNORE, dtype=torch.long)
         if feats is not None and "feats" in self.columns:
             ufeats = torch.tensor([self.ufeats.stoi.get(universal_feats(v), 1) for v in feats])
-        return {"columns": out, "ufeats": ufeats}
+            for i, v in enumerate(feats):
+                given = split_feats(v)
+                per_feature[i] = torch.tensor([vocab.stoi.get(given.get(name, ABSENT), 1)
+                                               for name, vocab in names.items()], dtype=torch.long)
+                if any(n in UNIVERSAL_FEATURES and n not in names for n in given):
+                    per_feature[i, self.universal_feature_mask()] = 1  # a feature never seen in training: an error
+        return {"columns": out, "ufeats": ufeats, "features": per_feature}
+
+    def universal_feature_mask(self) -> Tensor:
+        """(len(features),) True for the universal features, the ones UFeats accuracy compares."""
+        return torch.tensor([name in UNIVERSAL_FEATURES for name in self.features], dtype=torch.bool)
 
     def encode(self, words: Sequence[str], tags: Sequence[str] | None = None,
                aux_tags: Sequence[str | None] | None = None,
