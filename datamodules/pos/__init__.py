@@ -35,6 +35,7 @@ __all__ = [
     "IGNORE", "LEXICON", "SHAPES", "TAGSETS", "TOKENIZERS",
     "ConlluError", "EncodedSentences", "PosDataModule", "PosVocab", "Sentence", "SyntheticTreebank", "Tagset",
     "Tokenizer", "UDTreebank", "Vocab",
-    "collate", "fill_tags", "generate_sentence", "join_feats", "make_synthetic", "parse_conllu", "read_conllu", "read_text",
-    "spacy_tokenizer", "split_feats", "split_tokens", "text_sentence", "tokenize", "word_shape", "word_suffixes",
+    "collate", "fill_tags", "generate_sentence", "join_feats", "make_synthetic", "parse_conllu", "read_conllu",
+    "read_text", "spacy_tokenizer", "split_feats", "split_tokens", "text_sentence", "tokenize", "word_shape",
+    "word_suffixes",
 ]
