@@ -9,7 +9,7 @@ arguments (``--model NAME=ARGS``, repeatable). All train through the same CLI, l
 a small set is seen for more epochs; the cosine schedule ends at the last step), and are tested on the full
 CIFAR-10 test set. Prints a markdown table and writes the plot (accuracy vs number of training images, log x).
 
-Run: ``.venv/bin/python benchmarks/vision_data_sweep.py --steps 2000 --record runs/vision_sweep.jsonl
+Run: ``.venv/bin/python benchmarks/vision_data_sweep.py --steps 2000 --record docs/results/records/vision_sweep.jsonl
 --out docs/figures/vit_vs_cnn_cifar10.png`` (``--record`` keeps finished runs, so an interrupted sweep resumes
 where it stopped, also in a later invocation).
 """
