@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -119,19 +120,15 @@ class PosVocab:
     columns: dict[str, Vocab] = field(default_factory=dict)
     ufeats: Vocab = field(default_factory=lambda: Vocab([]))
 
-    @property
+    @cached_property
     def features(self) -> dict[str, Vocab]:
         """Per FEATS feature name of the training data, its values after ``ABSENT`` (id 2): the classes of a
         factored FEATS head. Derived from the whole strings in ``columns["feats"]``, so nothing more is stored."""
-        cached = self.__dict__.get("_features")
-        if cached is None:
-            values: dict[str, set[str]] = {}
-            for string in self.columns["feats"].itos[2:] if "feats" in self.columns else ():
-                for name, value in split_feats(string).items():
-                    values.setdefault(name, set()).add(value)
-            cached = {name: Vocab([ABSENT, *sorted(values[name])]) for name in sorted(values, key=str.lower)}
-            self.__dict__["_features"] = cached
-        return cached
+        values: dict[str, set[str]] = {}
+        for string in self.columns["feats"].itos[2:] if "feats" in self.columns else ():
+            for name, value in split_feats(string).items():
+                values.setdefault(name, set()).add(value)
+        return {name: Vocab([ABSENT, *sorted(values[name])]) for name in sorted(values, key=str.lower)}
 
     @classmethod
     def build(cls, sentences: Sequence[Sentence], tagset: Tagset = "upos", min_freq: int = 2,
