@@ -20,15 +20,17 @@ from .conllu import (
     Sentence,
     Tagset,
     fill_tags,
+    join_feats,
     parse_conllu,
     read_conllu,
+    split_feats,
     universal_feats,
 )
 from .datamodule import PosDataModule
 from .synthetic import AMBIGUOUS, LEXICON, SyntheticTreebank, generate_sentence, make_synthetic
 from .tokenise import TOKENIZERS, Tokenizer, read_text, spacy_tokenizer, split_tokens, text_sentence, tokenize
 from .treebank import UDTreebank
-from .vocab import ABSENT, BOW, EOW, SHAPES, PosVocab, Vocab, join_feats, split_feats, word_shape, word_suffixes
+from .vocab import ABSENT, BOW, EOW, SHAPES, PosVocab, Vocab, word_shape, word_suffixes
 
 __all__ = [
     "ABSENT", "AMBIGUOUS", "BOW", "COLUMNS", "Column", "EOW", "FIELDS", "UNIVERSAL_FEATURES", "universal_feats",

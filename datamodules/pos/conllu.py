@@ -3,7 +3,8 @@
 ``read_conllu`` / ``parse_conllu``: CoNLL-U through the ``conllu`` package. Multiword-token ranges (``1-2``) and
 empty nodes (``1.1``) are kept for writing the file back but are not tagged; every malformed line raises a
 ``ConlluError`` naming ``file:line`` and what was expected. ``fill_tags``: a sentence's tokens with predicted
-tags in a tag column (the other columns blank unless asked to keep them).
+tags in a tag column (the other columns blank unless asked to keep them). ``split_feats`` / ``join_feats`` /
+``universal_feats``: the FEATS column as a name -> value mapping, back, and as the scorer's UFeats compares it.
 """
 
 from __future__ import annotations
@@ -65,10 +66,23 @@ class Sentence:
         return [str(t[name] or "_") for t in self.tokens if isinstance(t["id"], int)]
 
 
+def split_feats(feats: str) -> dict[str, str]:
+    """``"Case=Nom|Number=Sing"`` -> ``{"Case": "Nom", "Number": "Sing"}`` (``_`` -> {})."""
+    if feats in ("_", ""):
+        return {}
+    return dict(item.split("=", 1) for item in feats.split("|"))
+
+
+def join_feats(features: dict[str, str]) -> str:
+    """The inverse of ``split_feats``, names sorted case-insensitively as the UD guidelines write them."""
+    return "|".join(f"{k}={features[k]}" for k in sorted(features, key=str.lower)) or "_"
+
+
 def universal_feats(feats: str) -> str:
     """A FEATS value reduced to its universal features, sorted (``_`` and language-specific ones give ""): the
     string the official scorer's UFeats compares."""
-    return "|".join(sorted(f for f in feats.split("|") if f.split("=", 1)[0] in UNIVERSAL_FEATURES))
+    return "|".join(sorted(f"{name}={value}" for name, value in split_feats(feats).items()
+                           if name in UNIVERSAL_FEATURES))
 
 
 def parse_conllu(text: str, name: str = "<string>", tagset: Tagset = "upos", require_tags: bool = True

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from ..batching import IGNORE
-from .conllu import UNIVERSAL_FEATURES, Column, Sentence, Tagset, universal_feats
+from .conllu import UNIVERSAL_FEATURES, Column, Sentence, Tagset, split_feats, universal_feats
 
 
 class Vocab:
@@ -73,18 +73,6 @@ def word_suffixes(word: str, max_suffix: int) -> list[str]:
 
 BOW, EOW = "<w>", "</w>"  # begin / end of word markers around each word's characters
 ABSENT = "_"  # the value of a feature a word does not have (factored FEATS)
-
-
-def split_feats(feats: str) -> dict[str, str]:
-    """``"Case=Nom|Number=Sing"`` -> ``{"Case": "Nom", "Number": "Sing"}`` (``_`` -> {})."""
-    if feats in ("_", ""):
-        return {}
-    return dict(item.split("=", 1) for item in feats.split("|"))
-
-
-def join_feats(features: dict[str, str]) -> str:
-    """The inverse of ``split_feats``, names sorted case-insensitively as the UD guidelines write them."""
-    return "|".join(f"{k}={features[k]}" for k in sorted(features, key=str.lower)) or "_"
 
 
 @dataclass
