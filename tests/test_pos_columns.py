@@ -17,7 +17,7 @@ from apps.cli import main
 from apps.pos import TAGGER_ENCODER, Tagger
 from core.errors import ConfigError
 from datamodules.batching import IGNORE
-from datamodules.pos import PosVocab, UDTreebank, collate, parse_conllu, universal_feats
+from datamodules.pos import PosVocab, UDTreebank, collate, join_feats, parse_conllu, split_feats, universal_feats
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORER = ROOT.parent / "shared" / "tools" / "conll18_ud_eval.py"
@@ -47,6 +47,13 @@ def no_xpos(text: str) -> str:
 def test_universal_feats_keeps_what_the_scorer_compares():
     assert universal_feats("Tense=Past|Private=Yes|Mood=Ind") == "Mood=Ind|Tense=Past"
     assert universal_feats("_") == "" == universal_feats("Private=Yes")
+
+
+def test_split_and_join_feats_are_inverse_and_write_names_in_ud_order():
+    assert split_feats("Number=Plur|Case=Nom|NumType=Card") == {"Number": "Plur", "Case": "Nom", "NumType": "Card"}
+    assert split_feats("_") == {} and join_feats({}) == "_"
+    assert join_feats(split_feats("Number=Plur|Case=Nom|NumType=Card")) == "Case=Nom|NumType=Card|Number=Plur"
+    assert join_feats({"number": "Sing", "Case": "Acc"}) == "Case=Acc|number=Sing"  # case-insensitive order
 
 
 def test_vocab_has_one_class_per_feats_string_with_underscore_and_ids_per_column():
