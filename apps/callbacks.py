@@ -1,8 +1,9 @@
-"""Callbacks the ``attnlab`` command adds by default: NaN/Inf detection and per-epoch seeding.
+"""Callbacks: NaN/Inf detection and per-epoch seeding (added by default), and an average of the weights (EMA).
 
 ``NonFiniteGuard`` is configured from YAML or the command line (``nonfinite.action: error|skip|warn|off``);
 ``EpochSeed`` is on in deterministic mode (``trainer.deterministic: true``), where it makes a run resumed from
 an epoch boundary (``--ckpt_path last`` after a kill) replay exactly what the uninterrupted run did.
+``EMAWeights`` is named in a config's ``trainer.callbacks`` (``configs/pos/ud.yaml``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any, Literal
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 Action = Literal["error", "skip", "warn", "off"]
@@ -75,6 +77,38 @@ class NonFiniteGuard(Callback):
             rank_zero_warn(f"{where}: {'; '.join(what)}; step skipped ({self.skipped} so far)")
         else:
             rank_zero_warn(f"{where}: {'; '.join(what)}")
+
+
+class EMAWeights(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights (``decay``: weight of the old average per step),
+    validated, checkpointed and tested in place of the last weights, for an app whose layers are built in
+    ``setup``.
+
+    Why not ``EMAWeightAveraging`` itself: it copies the module in ``Callback.setup``, which Lightning calls
+    *before* ``LightningModule.setup``, where attnlab's apps build their data-sized layers (the tagger's
+    vocabulary embeddings and heads); its copy would hold the encoder only, average only that, and checkpoint a
+    ``state_dict`` without the rest. Here the copy is made once the module is complete: at ``on_fit_start``, or
+    when a resumed fit loads its checkpoint (which comes first). Everything else (swap for validation, averaged
+    weights as the checkpoint's ``state_dict``, the last weights kept for resuming) is Lightning's.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Nothing yet: the module's layers may not exist before its own ``setup`` (see the class doc)."""
+
+    def _make_average(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._average_model is None:
+            self._average_model = AveragedModel(model=pl_module, device=self._device or trainer.strategy.root_device,
+                                                use_buffers=self._use_buffers, **self._kwargs)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+                           ) -> None:
+        if trainer.state.fn != "fit":  # test / predict: the checkpoint's state_dict already is the average
+            return
+        self._make_average(trainer, pl_module)
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._make_average(trainer, pl_module)
 
 
 class EpochSeed(Callback):

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -302,6 +303,34 @@ def test_nonfinite_guard_errors_skips_or_warns(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="not finite"):
         model, _ = run("warn")
     assert not torch.isfinite(model.head.bias).all()  # warned only: the NaN step went through
+
+
+def test_ema_weights_average_every_layer_built_in_setup_and_resume(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tagger builds its embeddings and heads in ``setup``: the average must hold them too, be what the
+    checkpoint's state_dict (and so ``test``) uses, and come back on resume."""
+    in_dir(tmp_path, monkeypatch)
+
+    def fit(decay: float, root: str, *extra: str) -> dict:
+        attnlab("fit", *APPS["pos"][0], *QUIET, "--trainer.default_root_dir", root,
+                "--trainer.callbacks+=apps.callbacks.EMAWeights", f"--trainer.callbacks.decay={decay}", *extra)
+        return torch.load(find_checkpoint(Path(root) / "tagger", "last"), weights_only=False)
+
+    last = fit(0.0, "plain")  # decay 0: the average is the last weights, for every parameter
+    assert last["state_dict"].keys() == last["current_model_state"].keys()
+    assert any(k.startswith("features.") for k in last["state_dict"])
+    for name, value in last["current_model_state"].items():
+        torch.testing.assert_close(last["state_dict"][name], value, msg=name)
+    averaged = fit(0.9, "ema")
+    moved = [k for k, v in averaged["current_model_state"].items()
+             if v.is_floating_point() and not torch.equal(averaged["state_dict"][k], v)]
+    assert any(k.startswith("features.") for k in moved) and any(k.startswith("encoder.") for k in moved)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = fit(0.9, "ema", "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert not [w for w in caught if "WeightAveraging" in str(w.message)]  # e.g. "not created with WeightAveraging"
+    assert resumed["epoch"] == 1 and resumed["state_dict"].keys() == averaged["state_dict"].keys()
+    attnlab("test", *APPS["pos"][0], *QUIET, "--trainer.default_root_dir", "ema", "--ckpt_path", "last")
 
 
 # ------------------------------------------------------------------------------------------ processes
