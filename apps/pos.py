@@ -89,13 +89,16 @@ class WordFeatures(nn.Module):
     """Lower-cased word embedding ⊕ char CNN ⊕ ending embeddings ⊕ shape features, projected to ``dim``.
 
     ``word_dropout``: while training, a word id is replaced by ``<unk>`` with this probability, so the
-    model learns to tag from characters and context the words it has no embedding for.
+    model learns to tag from characters and context the words it has no embedding for. ``word_dropout_by:
+    frequency``: with probability α / (α + count) instead, α = ``word_dropout`` and count its training count
+    (Kiperwasser & Goldberg 2016): rare words, the ones most like unseen test words, are dropped often, frequent
+    ones (whose embeddings carry their ambiguity) seldom.
     ``suffix_dim``: size of the sum of the embeddings of a word's endings (``PosVocab.suffixes``); 0: unused.
     """
 
     def __init__(self, vocab: PosVocab, dim: int, word_dim: int, char_dim: int, char_channels: int,
                  char_kernel: int | Sequence[int], dropout: float, word_dropout: float,
-                 char_encoder: str = "cnn", suffix_dim: int = 0) -> None:
+                 char_encoder: str = "cnn", suffix_dim: int = 0, word_dropout_by: str = "uniform") -> None:
         super().__init__()
         self.word = nn.Embedding(len(vocab.words), word_dim, padding_idx=0)
         self.chars = (CharCNN(len(vocab.chars), char_dim, char_channels, char_kernel) if char_encoder == "cnn"
@@ -106,10 +109,20 @@ class WordFeatures(nn.Module):
         self.proj = nn.Linear(word_dim + self.chars.out_channels + suffix_dim + len(SHAPES), dim)
         self.drop = nn.Dropout(dropout)
         self.word_dropout = word_dropout
+        drop = torch.zeros(len(vocab.words))  # per word id; <pad> and <unk> never
+        if word_dropout_by == "frequency":
+            if len(vocab.word_counts) != len(vocab.words) - 2:
+                raise ValueError("model.word_dropout_by=frequency needs the training count of every word, which "
+                                 "this vocabulary (saved before counts were kept) lacks: use uniform")
+            counts = torch.tensor(vocab.word_counts, dtype=torch.float)
+            drop[2:] = word_dropout / (word_dropout + counts)
+        else:
+            drop[2:] = word_dropout
+        self.register_buffer("drop_prob", drop, persistent=False)  # rebuilt from the vocabulary, not saved
 
     def forward(self, words: Tensor, chars: Tensor, shapes: Tensor, suffixes: Tensor | None = None) -> Tensor:
         if self.training and self.word_dropout > 0:
-            drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (words != 0)
+            drop = torch.rand(words.shape, device=words.device) < self.drop_prob[words]
             words = words.masked_fill(drop, 1)  # 1 = <unk>
         parts = [self.word(words), self.chars(chars)]
         if self.suffixes is not None:
@@ -165,6 +178,8 @@ class Tagger(AttnLabModule):
         feats_head: FEATS as one class per whole string (whole) or one classifier per feature (factored); see
             ``apps.pos_heads``
         word_dropout: probability of replacing a training word by <unk> (teaches the unknown-word path)
+        word_dropout_by: uniform (every word alike) or frequency (α / (α + count), α = word_dropout: rare words
+            more often); see ``WordFeatures``
         label_smoothing: of the training cross-entropy
     """
 
@@ -193,6 +208,7 @@ class Tagger(AttnLabModule):
         columns_weight: float = 1.0,
         feats_head: FeatsHead = "whole",
         word_dropout: float = 0.1,
+        word_dropout_by: Literal["uniform", "frequency"] = "uniform",
         label_smoothing: float = 0.0,
         init_from: str | None = None,
         freeze: str | list[str] | None = None,
@@ -213,6 +229,12 @@ class Tagger(AttnLabModule):
         self.pattern = pattern
         if backbone not in ("attention", "bilstm"):
             raise ValueError(f"model.backbone must be 'attention' or 'bilstm', got {backbone!r}")
+        if word_dropout_by not in ("uniform", "frequency"):
+            raise ValueError(f"model.word_dropout_by must be 'uniform' or 'frequency', got {word_dropout_by!r}")
+        if not 0 <= word_dropout <= 1 and word_dropout_by == "uniform":
+            raise ValueError(f"model.word_dropout must be a probability in [0, 1], got {word_dropout}")
+        if word_dropout < 0:
+            raise ValueError(f"model.word_dropout must be >= 0 (α of word_dropout_by: frequency), got {word_dropout}")
         if char_encoder not in ("cnn", "bilstm"):
             raise ValueError(f"model.char_encoder must be 'cnn' or 'bilstm', got {char_encoder!r}")
         if aux_weight < 0:
@@ -258,7 +280,7 @@ class Tagger(AttnLabModule):
         h, dim = self.hparams, self.encoder_config.dim
         self.features = WordFeatures(vocab, dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
                                      self.encoder_config.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
-                                     h.get("suffix_dim", 0))
+                                     h.get("suffix_dim", 0), h.get("word_dropout_by", "uniform"))
         self.head = nn.Linear(dim, len(vocab.tags))
         if h.get("suffix_dim", 0) > 0 and self.features.suffixes is None:
             rank_zero_warn("model.suffix_dim > 0 but the vocabulary has no word endings (data.max_suffix: 0, or a "

@@ -266,6 +266,36 @@ def test_variants_train_a_step(tmp_path: Path, variant: dict) -> None:
     assert model.vocab is data.vocab and len(model.head.weight) == len(data.vocab.tags)
 
 
+def test_frequency_word_dropout_drops_rare_words_more_often() -> None:
+    """``word_dropout_by: frequency``: a training word becomes <unk> with probability α / (α + count)."""
+    words = ["the"] * 40 + ["dog"] * 4 + ["zebra"]
+    vocab = PosVocab.build([Sentence(words, ["X"] * len(words))], min_freq=1)
+    assert dict(zip(vocab.words.itos[2:], vocab.word_counts, strict=True)) == {"the": 40, "dog": 4, "zebra": 1}
+    assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))).word_counts == vocab.word_counts
+    model = Tagger(encoder=TAGGER_ENCODER.replace(dim=16, depth=1, num_heads=2), word_dim=8, char_channels=8,
+                   word_dropout=0.5, word_dropout_by="frequency")
+    model.set_vocab(vocab)
+    features = model.features.train()
+    seen = {}
+    features.word.register_forward_hook(lambda module, args, out: seen.update(ids=args[0]))
+    torch.manual_seed(0)
+    ids = torch.tensor([[vocab.words.stoi[w] for w in ("the", "dog", "zebra")]]).repeat(4000, 1)
+    features(ids, torch.zeros(*ids.shape, 3, dtype=torch.long), torch.zeros(*ids.shape, len(SHAPES)))
+    dropped = (seen["ids"] == 1).float().mean(0)
+    torch.testing.assert_close(dropped, torch.tensor([0.5 / 40.5, 0.5 / 4.5, 0.5 / 1.5]), atol=0.02, rtol=0)
+    features.eval()(ids, torch.zeros(*ids.shape, 3, dtype=torch.long), torch.zeros(*ids.shape, len(SHAPES)))
+    assert (seen["ids"] == ids).all()  # evaluation: every word keeps its embedding
+    uniform = Tagger(encoder=TAGGER_ENCODER.replace(dim=16, depth=1, num_heads=2), word_dim=8, char_channels=8,
+                     word_dropout=0.2)
+    uniform.set_vocab(vocab)
+    torch.testing.assert_close(uniform.features.drop_prob, torch.tensor([0, 0, 0.2, 0.2, 0.2]))
+    old = PosVocab.from_dict({k: v for k, v in vocab.to_dict().items() if k != "word_counts"})
+    with pytest.raises(ValueError, match="word_dropout_by=frequency needs the training count"):
+        Tagger(encoder=TAGGER_ENCODER.replace(dim=16, depth=1, num_heads=2), word_dropout_by="frequency").set_vocab(old)
+    with pytest.raises(ValueError, match="word_dropout_by"):
+        Tagger(word_dropout_by="rare")
+
+
 def test_char_cnn_widths_see_only_the_word() -> None:
     """One convolution per width, outputs side by side; padding words give zeros and a word's vector does not
     depend on how long the other words of the batch are (even widths included)."""

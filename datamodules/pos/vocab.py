@@ -93,6 +93,8 @@ class PosVocab:
     ``_`` included), in the order the tagger's heads read them; a column the training treebank leaves ``_``
     everywhere has no entry (it stays ``_`` in the output). ``ufeats``: the universal-feature strings of the
     training FEATS (``conllu.universal_feats``), the classes UFeats accuracy is counted in, as the scorer does.
+    ``word_counts``: how often each of ``words`` (``itos[2:]``) occurs in training, for frequency-scaled word
+    dropout; empty in vocabularies saved before they were kept.
     """
 
     words: Vocab
@@ -107,6 +109,7 @@ class PosVocab:
     aux_tagset: str | None = None
     columns: dict[str, Vocab] = field(default_factory=dict)
     ufeats: Vocab = field(default_factory=lambda: Vocab([]))
+    word_counts: tuple[int, ...] = ()
 
     @cached_property
     def features(self) -> dict[str, Vocab]:
@@ -144,8 +147,10 @@ class PosVocab:
             column_vocabs[name] = Vocab(sorted(values))
         projected = sorted({universal_feats(v) for v in column_vocabs["feats"].itos[2:]}) if "feats" in \
             column_vocabs else []
+        kept = [(w, n) for w, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_freq]
         return cls(
-            words=Vocab(w for w, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_freq),
+            words=Vocab(w for w, _ in kept),
+            word_counts=tuple(n for _, n in kept),
             chars=Vocab([BOW, EOW, *sorted(chars)]),
             tags=Vocab(sorted(tags)),
             tagset=tagset,
@@ -166,14 +171,15 @@ class PosVocab:
                 "suffixes": self.suffixes.itos[2:], "max_suffix": self.max_suffix,
                 "aux_tags": self.aux_tags.itos[2:], "aux_tagset": self.aux_tagset,
                 "columns": {name: vocab.itos[2:] for name, vocab in self.columns.items()},
-                "ufeats": self.ufeats.itos[2:]}
+                "ufeats": self.ufeats.itos[2:], "word_counts": list(self.word_counts)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PosVocab:
         return cls(Vocab(d["words"]), Vocab(d["chars"]), Vocab(d["tags"]), d["tagset"], frozenset(d["known"]),
                    d["max_word_chars"], Vocab(d.get("suffixes", [])), d.get("max_suffix", 0),
                    Vocab(d.get("aux_tags", [])), d.get("aux_tagset"),
-                   {name: Vocab(items) for name, items in d.get("columns", {}).items()}, Vocab(d.get("ufeats", [])))
+                   {name: Vocab(items) for name, items in d.get("columns", {}).items()}, Vocab(d.get("ufeats", [])),
+                   tuple(d.get("word_counts", ())))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PosVocab) and self.to_dict() == other.to_dict()
