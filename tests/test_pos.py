@@ -126,6 +126,13 @@ def test_vocab_unknowns_shapes_and_round_trip() -> None:
     assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
 
 
+def test_a_capital_dotted_i_is_the_same_word_in_lower_case() -> None:
+    """"İlk".lower() is "i̇lk" (i + U+0307): the word vocabulary keys it as "ilk", the form seen mid-sentence."""
+    vocab = PosVocab.build([Sentence(["ilk", "kez"], ["ADJ", "NOUN"])], min_freq=1)
+    item = vocab.encode(["İlk", "Kez"])
+    assert item["known"].all() and item["words"].tolist() == vocab.words.ids(["ilk", "kez"])
+
+
 def test_word_endings_from_train_only() -> None:
     """Endings shared by enough training forms get ids; the word itself never counts as its own ending."""
     assert word_suffixes("walking", 4) == ["g", "ng", "ing", "king"] and word_suffixes("go", 4) == ["o"]

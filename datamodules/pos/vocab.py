@@ -66,6 +66,13 @@ def word_shape(word: str) -> list[bool]:
     ]
 
 
+def lower_form(word: str) -> str:
+    """The key of a word in the word vocabulary: ``str.lower`` without the combining dot above (U+0307) that
+    lowercasing a capital dotted I leaves ("İlk".lower() is "i̇lk", three letters and a mark), so that a Turkish
+    or Azeri word capitalised at the start of a sentence is the word seen in lower case elsewhere."""
+    return word.lower().replace("i\u0307", "i")
+
+
 def word_suffixes(word: str, max_suffix: int) -> list[str]:
     """The endings of 1..``max_suffix`` characters that are shorter than ``word`` (so never the word itself)."""
     return [word[-k:] for k in range(1, min(max_suffix, len(word) - 1) + 1)]
@@ -131,7 +138,7 @@ class PosVocab:
         if aux_tagset and not aux:
             raise ValueError(f"data.aux_tagset={aux_tagset}: the training sentences have no {aux_tagset} column "
                              "values (CoNLL-U files only; '_' everywhere?)")
-        counts = Counter(w.lower() for s in sentences for w in s.words)
+        counts = Counter(lower_form(w) for s in sentences for w in s.words)
         endings = Counter(e for w in counts for e in word_suffixes(w, max_suffix))
         chars = Counter(c for s in sentences for w in s.words for c in w)
         tags = Counter(t for s in sentences for t in (s.tags or ()))
@@ -241,7 +248,7 @@ class PosVocab:
         predicted columns (``encode_columns``; all ``IGNORE`` without gold values)."""
         chars = [self.char_ids(w) for w in words]
         width = max(len(c) for c in chars)
-        lowered = [w.lower() for w in words]
+        lowered = [lower_form(w) for w in words]
         item = {
             "words": torch.tensor(self.words.ids(lowered)),
             "chars": torch.tensor([c + [0] * (width - len(c)) for c in chars]),
