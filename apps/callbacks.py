@@ -3,7 +3,7 @@
 ``NonFiniteGuard`` is configured from YAML or the command line (``nonfinite.action: error|skip|warn|off``);
 ``EpochSeed`` is on in deterministic mode (``trainer.deterministic: true``), where it makes a run resumed from
 an epoch boundary (``--ckpt_path last`` after a kill) replay exactly what the uninterrupted run did.
-``EMAWeights`` is named in a config's ``trainer.callbacks`` (``configs/pos/ud.yaml``).
+``EMAWeights`` is named in a config's ``trainer.callbacks`` (``docs/cli.md``).
 """
 
 from __future__ import annotations
@@ -92,13 +92,24 @@ class EMAWeights(EMAWeightAveraging):
     weights as the checkpoint's ``state_dict``, the last weights kept for resuming) is Lightning's.
     """
 
+    def __init__(self, decay: float = 0.999, update_every_n_steps: int = 1, update_starting_at_step: int | None = None,
+                 device: torch.device | str | int | None = None, use_buffers: bool = True) -> None:
+        super().__init__(device=device, use_buffers=use_buffers, decay=decay,
+                         update_every_n_steps=update_every_n_steps, update_starting_at_step=update_starting_at_step)
+        ema = self._kwargs["avg_fn"]
+        # Integer and boolean buffers (id maps, masks) are copied, not averaged: the float average truncated back
+        # to integers would shift ids by one.
+        self._kwargs["avg_fn"] = lambda average, current, n: (ema(average, current, n)
+                                                               if average.is_floating_point() else current)
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Nothing yet: the module's layers may not exist before its own ``setup`` (see the class doc)."""
 
     def _make_average(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._average_model is None:
-            self._average_model = AveragedModel(model=pl_module, device=self._device or trainer.strategy.root_device,
-                                                use_buffers=self._use_buffers, **self._kwargs)
+            device = self._device if self._device is not None else trainer.strategy.root_device
+            self._average_model = AveragedModel(model=pl_module, device=device, use_buffers=self._use_buffers,
+                                                **self._kwargs)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
                            ) -> None:

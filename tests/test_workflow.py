@@ -24,7 +24,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DistributedSampler, SequentialSampler
 
-from apps.callbacks import NonFiniteError, NonFiniteGuard
+from apps.callbacks import EMAWeights, NonFiniteError, NonFiniteGuard
 from apps.cli import find_checkpoint, main
 from apps.graph import NodeClassifier
 from apps.sequence import SEQUENCE_ENCODER, SequenceClassifier
@@ -331,6 +331,30 @@ def test_ema_weights_average_every_layer_built_in_setup_and_resume(tmp_path: Pat
     assert not [w for w in caught if "WeightAveraging" in str(w.message)]  # e.g. "not created with WeightAveraging"
     assert resumed["epoch"] == 1 and resumed["state_dict"].keys() == averaged["state_dict"].keys()
     attnlab("test", *APPS["pos"][0], *QUIET, "--trainer.default_root_dir", "ema", "--ckpt_path", "last")
+
+
+def test_ema_weights_average_floats_and_keep_integer_buffers(tmp_path: Path) -> None:
+    """After a fit the model holds the EMA of its weights (checked against the formula step by step) and its
+    integer buffers (id maps) exactly as they were."""
+    torch.manual_seed(0)
+    model = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=16, depth=1, num_heads=2))
+    ids = torch.arange(200)
+    model.register_buffer("id_map", ids.clone())
+    history = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            history.append(pl_module.head.weight.detach().clone())
+
+    trainer = L.Trainer(max_steps=4, callbacks=[Record(), EMAWeights(decay=0.9)], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(model, SyntheticSequences(num_train=64, num_val=16, num_test=16, batch_size=16))
+    expected = history[0]  # the first update copies, then average = 0.9 average + 0.1 current
+    for weight in history[1:]:
+        expected = 0.9 * expected + 0.1 * weight
+    torch.testing.assert_close(model.head.weight, expected)
+    assert not torch.equal(model.head.weight, history[-1]) and torch.equal(model.id_map, ids)
 
 
 # ------------------------------------------------------------------------------------------ processes
