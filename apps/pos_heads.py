@@ -94,7 +94,7 @@ class ColumnHeads(nn.Module):
                 counted = (batch["ufeats"] != IGNORE) & batch["mask"]
                 out[METRIC_NAMES[name]] = (right & counted).sum(), counted.sum()
                 continue
-            preds = logits[name].argmax(-1)
+            preds = best_real_ids(logits[name])  # as written by best_values
             target = batch["columns"][..., k]
             if name == "feats":
                 preds, target = self.ufeats_map[preds], batch["ufeats"]

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from apps.cli import find_checkpoint, main
-from apps.pos import TAGGER_ENCODER, CharCNN, Tagger, window_owners, window_starts
+from apps.pos import TAGGER_ENCODER, Tagger, window_owners, window_starts
+from apps.pos_features import CharCNN
 from core import Neighborhood2D, Truncated
 from datamodules.batching import BucketBatchSampler
 from datamodules.pos import (

@@ -105,6 +105,29 @@ def test_the_column_losses_are_added_to_the_tag_loss_with_their_weight():
     assert bool((batch["columns"][~batch["mask"]] == IGNORE).all())
 
 
+def test_test_accuracy_scores_the_tags_predict_writes_never_pad_or_unk():
+    """Test metrics count the best *real* value, as the written file has it; an argmax that lands on <unk>
+    would score a word wrong that the scorer, reading the written tag, counts right."""
+    sentences = parse_conllu(TREEBANK)
+    vocab = PosVocab.build(sentences, min_freq=1, columns=["xpos", "feats"])
+    batch = collate([(i, vocab.encode(s.words, s.tags, columns={n: s.values(n) for n in vocab.columns}))
+                     for i, s in enumerate(sentences)])
+    model = small_tagger(vocab).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.fill_(0.0)
+        model.head.bias[1] = 100.0  # <unk> first, every real tag tied after it
+    _, preds = model._step(batch, "test")
+    assert bool((preds[batch["mask"]] >= 2).all())
+    heads = model.column_heads
+    logits = {name: torch.full((2, 4, head.out_features), -5.0) for name, head in heads.heads.items()}
+    k = heads.names.index("xpos")
+    logits["xpos"].scatter_(-1, batch["columns"][..., k].clamp(min=0).unsqueeze(-1), 5.0)  # gold second ...
+    logits["xpos"][..., 1] = 50.0  # ... behind <unk>
+    right, counted = heads.correct(logits, batch)["xpos_acc"]
+    assert int(counted) == 8 and int(right) == 8
+
+
 def test_predictions_fill_every_predicted_column_and_leave_a_blank_one_blank(tmp_path):
     text = no_xpos(TREEBANK)
     with pytest.warns(UserWarning):
