@@ -56,6 +56,20 @@ def test_split_and_join_feats_are_inverse_and_write_names_in_ud_order():
     assert join_feats({"number": "Sing", "Case": "Acc"}) == "Case=Acc|number=Sing"  # case-insensitive order
 
 
+@pytest.mark.parametrize(("feats", "expected"), [
+    ("Number", "Name=Value items joined by |, got 'Number'"),
+    ("Number=Plur||Case=Nom", "item ''"),
+    ("Number=Plur|Number=Sing", "names Number twice"),
+])
+def test_a_malformed_feats_column_is_one_error_naming_file_and_line(feats, expected):
+    lines = TREEBANK.split("\n")
+    lines[2] = lines[2].replace("Number=Plur", feats)
+    with pytest.raises(ValueError, match=r"^train\.conllu:3: FEATS \(column 6\)") as err:
+        parse_conllu("\n".join(lines), name="train.conllu")
+    assert expected in str(err.value)
+    assert parse_conllu("\n".join(lines), require_tags=False)  # text only to be tagged: its FEATS is not read
+
+
 def test_vocab_has_one_class_per_feats_string_with_underscore_and_ids_per_column():
     sentences = parse_conllu(TREEBANK)
     vocab = PosVocab.build(sentences, min_freq=1, columns=["xpos", "feats"])
