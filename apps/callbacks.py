@@ -8,6 +8,7 @@ an epoch boundary (``--ckpt_path last`` after a kill) replay exactly what the un
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any, Literal
 
@@ -88,7 +89,8 @@ class EMAWeights(EMAWeightAveraging):
     *before* ``LightningModule.setup``, where attnlab's apps build their data-sized layers (the tagger's
     vocabulary embeddings and heads); its copy would hold the encoder only, average only that, and checkpoint a
     ``state_dict`` without the rest. Here the copy is made once the module is complete: at ``on_fit_start``, or
-    when a resumed fit loads its checkpoint (which comes first). Everything else (swap for validation, averaged
+    when a resumed fit loads its checkpoint (which comes first), and kept in float32 (see ``_make_average``).
+    Everything else (swap for validation, averaged
     weights as the checkpoint's ``state_dict``, the last weights kept for resuming) is Lightning's.
     """
 
@@ -110,6 +112,13 @@ class EMAWeights(EMAWeightAveraging):
             device = self._device if self._device is not None else trainer.strategy.root_device
             self._average_model = AveragedModel(model=pl_module, device=device, use_buffers=self._use_buffers,
                                                 **self._kwargs)
+            # The average is kept in float32 whatever the training precision: in bf16 (``bf16-true``) a step of
+            # (1 - decay) = 0.1 % is below half a unit in the last place (0.2 %), so the average would never move
+            # from its first copy. The swaps for validation and the checkpoint cast back to the module's dtype.
+            for tensor in itertools.chain(self._average_model.module.parameters(),
+                                          self._average_model.module.buffers()):
+                if tensor.dtype in (torch.float16, torch.bfloat16):
+                    tensor.data = tensor.data.float()
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
                            ) -> None:

@@ -357,6 +357,31 @@ def test_ema_weights_average_floats_and_keep_integer_buffers(tmp_path: Path) -> 
     assert not torch.equal(model.head.weight, history[-1]) and torch.equal(model.id_map, ids)
 
 
+def test_ema_weights_keep_a_float32_average_when_training_in_bf16(tmp_path: Path) -> None:
+    """In bf16 a 0.1 % step (decay 0.999) is below half an ulp: an average kept in bf16 would stay at its first
+    copy. The average is float32 and follows the formula over the bf16 weights."""
+    torch.manual_seed(0)
+    model = SequenceClassifier(16, 4, encoder=SEQUENCE_ENCODER.replace(dim=16, depth=1, num_heads=2))
+    history = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            history.append(pl_module.head.weight.detach().float().clone())
+
+    ema = EMAWeights(decay=0.999)
+    trainer = L.Trainer(max_steps=6, precision="bf16-true", callbacks=[Record(), ema], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(model, SyntheticSequences(num_train=96, num_val=16, num_test=16, batch_size=16))
+    assert model.head.weight.dtype == torch.bfloat16
+    average = ema._average_model.module.head.weight
+    expected = history[0]
+    for weight in history[1:]:
+        expected = 0.999 * expected + 0.001 * weight
+    assert average.dtype == torch.float32 and not torch.equal(average, history[0])
+    torch.testing.assert_close(average, expected)
+
+
 # ------------------------------------------------------------------------------------------ processes
 def test_sharded_batch_sampler_splits_batches_between_processes() -> None:
     batches = [[0, 1], [2, 3], [4, 5], [6, 7], [8]]
