@@ -134,6 +134,18 @@ def test_a_capital_dotted_i_is_the_same_word_in_lower_case() -> None:
     assert item["known"].all() and item["words"].tolist() == vocab.words.ids(["ilk", "kez"])
 
 
+def test_a_vocabulary_saved_with_str_lower_keys_still_finds_its_dotted_i_words() -> None:
+    """A checkpoint's vocabulary keyed "İlk" as "i̇lk" (str.lower): loaded, "İlk" and "ilk" find that entry and
+    its endings, and the saved lists (the embedding rows) are unchanged."""
+    old = PosVocab.build([Sentence(["ilk", "kez"], ["ADJ", "NOUN"])], min_freq=1, max_suffix=3).to_dict()
+    old["words"] = ["i\u0307lk" if w == "ilk" else w for w in old["words"]]
+    old["known"] = ["i\u0307lk" if w == "ilk" else w for w in old["known"]]
+    loaded = PosVocab.from_dict(old)
+    item = loaded.encode(["İlk", "ilk"])
+    assert item["known"].all() and item["words"].tolist() == [loaded.words.stoi["i\u0307lk"]] * 2
+    assert loaded.words.itos[2:] == old["words"]
+
+
 def test_word_endings_from_train_only() -> None:
     """Endings shared by enough training forms get ids; the word itself never counts as its own ending."""
     assert word_suffixes("walking", 4) == ["g", "ng", "ing", "king"] and word_suffixes("go", 4) == ["o"]

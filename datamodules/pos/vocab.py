@@ -182,8 +182,15 @@ class PosVocab:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PosVocab:
-        return cls(Vocab(d["words"]), Vocab(d["chars"]), Vocab(d["tags"]), d["tagset"], frozenset(d["known"]),
-                   d["max_word_chars"], Vocab(d.get("suffixes", [])), d.get("max_suffix", 0),
+        words, suffixes = Vocab(d["words"]), Vocab(d.get("suffixes", []))
+        known = set(d["known"])
+        # A vocabulary saved before ``lower_form`` keyed "İlk" as str.lower's "i̇lk": let "ilk" find that entry.
+        for vocab in (words, suffixes):
+            for key in vocab.itos:
+                vocab.stoi.setdefault(lower_form(key), vocab.stoi[key])
+        known |= {lower_form(w) for w in known}
+        return cls(words, Vocab(d["chars"]), Vocab(d["tags"]), d["tagset"], frozenset(known),
+                   d["max_word_chars"], suffixes, d.get("max_suffix", 0),
                    Vocab(d.get("aux_tags", [])), d.get("aux_tagset"),
                    {name: Vocab(items) for name, items in d.get("columns", {}).items()}, Vocab(d.get("ufeats", [])),
                    tuple(d.get("word_counts", ())))
