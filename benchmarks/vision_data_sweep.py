@@ -10,8 +10,8 @@ a small set is seen for more epochs; the cosine schedule ends at the last step),
 CIFAR-10 test set. Prints a markdown table and writes the plot (accuracy vs number of training images, log x).
 
 Run: ``.venv/bin/python benchmarks/vision_data_sweep.py --steps 2000 --record docs/results/records/vision_sweep.jsonl
---out docs/figures/vit_vs_cnn_cifar10.png`` (``--record`` keeps finished runs, so an interrupted sweep resumes
-where it stopped, also in a later invocation).
+--out docs/figures/vit_vs_cnn_cifar10_2000steps.png`` (``--record`` keeps finished runs, so an interrupted sweep resumes
+where it stopped, also in a later invocation; ``--recorded_only`` runs nothing and redraws from the record).
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ def plot(results: dict[str, list[tuple[int, float]]], out: Path, title: str) -> 
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for (name, points), marker in zip(results.items(), "osD^vP", strict=False):
+        if not points:
+            continue
         xs, ys = zip(*points, strict=True)
         ax.plot(xs, [100 * y for y in ys], marker + ("--" if "resnet" in name.lower() else "-"), label=name)
     ax.set_xscale("log")
@@ -127,6 +129,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "vit_vs_cnn_cifar10.png")
     parser.add_argument("--record", type=Path, default=None,
                         help="JSON-lines file of finished runs: appended to, and runs already in it are not repeated")
+    parser.add_argument("--recorded_only", action="store_true",
+                        help="run nothing: print the table and draw the plot from --record, missing cells marked")
     parser.add_argument("extra", nargs="*", help="extra attnlab arguments after --")
     args = parser.parse_args()
     models = parse_models(args.models or MODELS)
@@ -144,6 +148,9 @@ def main() -> None:
             images = count_images(fraction, args.config)
             for index, (name, model_args) in enumerate(models):
                 r = done.get((name, fraction, args.steps))
+                if r is None and args.recorded_only:
+                    print(f"| {name} | {images:,} | not measured | – |", flush=True)
+                    continue
                 if r is None:
                     r = run(args.config.resolve(), model_args, fraction, args.steps, args.threads,
                             Path(tmp) / f"model{index}-{fraction}", args.extra, args.val_every)
