@@ -47,7 +47,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -62,6 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere, without installi
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.child import run_child  # noqa: E402
+from benchmarks.records import cpu_model  # noqa: E402
 
 HEADS, HEAD_DIM, BATCH = 4, 64, 1
 LEFT, RIGHT = 64, 64
@@ -198,16 +198,6 @@ def launch(args: list[str], need_bytes: float | None = None) -> dict:
         if need_bytes > 0.9 * available:
             return {"skip": f"— (needs ≈ {need_bytes / GIB:.0f} GiB)", "need": need_bytes}
     return run_child(__file__, args, CHILD_TIMEOUT_S)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def fmt_ms(cell: dict) -> str:

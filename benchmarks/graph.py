@@ -45,8 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.attention import GIB, MIB, _peak_rss, _rss, _timed, cpu_model  # noqa: E402
+from benchmarks.attention import GIB, MIB, _peak_rss, _rss, _timed  # noqa: E402
 from benchmarks.child import run_child  # noqa: E402
+from benchmarks.records import cpu_model  # noqa: E402
 
 DIM, HEADS = 128, 4
 LAYERS = ("attnlab", "transformerconv", "gatconv")

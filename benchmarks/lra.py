@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.attention import MIB, _rss, _timed, cpu_model  # noqa: E402
+from benchmarks.attention import MIB, _rss, _timed  # noqa: E402
+from benchmarks.records import cpu_model  # noqa: E402
 
 WINDOW, STRIDE, BLOCK, FEATURES = 32, 64, 64, 64
 LR = 2e-3

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from records import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADS, HEAD_DIM, PREFIX = 4, 64, 1
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         backend, grid, radius = args.one
         print(json.dumps(run_one(backend, int(grid), int(radius), args.repeats, args.threads)))
         return
-    print(f"# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {args.threads} thread(s), "
+    print(f"# {time.strftime('%Y-%m-%d')}, {cpu_model()}, {args.threads} thread(s), "
           f"forward+backward, (1, {HEADS} heads, N, {HEAD_DIM}) float32, class token + grid²\n")
     print("| grid (tokens) | radius | backend | median ms | × sdpa time | peak MiB | × sdpa memory |")
     print("|---|---:|---|---:|---:|---:|---:|")

@@ -1,4 +1,5 @@
-"""``--record FILE``: a long benchmark's finished runs as JSON lines, so an interrupted run resumes."""
+"""``--record FILE``: a long benchmark's finished runs as JSON lines, so an interrupted run resumes; and the
+machine a table was measured on (``cpu_model``), which every benchmark prints."""
 
 from __future__ import annotations
 
@@ -16,14 +17,20 @@ def read_records(path: Path | None) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> str:
     """The CPU's model name and core count, for a record's ``measured`` field."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or platform.machine()
-    return f"{name}, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def append_record(path: Path | None, row: dict) -> None:

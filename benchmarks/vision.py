@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 from torchvision.models import VisionTransformer  # noqa: E402
 
 from apps.vision import VIT_ENCODER, ViT  # noqa: E402
-from benchmarks.attention import cpu_model  # noqa: E402
+from benchmarks.records import cpu_model  # noqa: E402
 
 
 def build(args: argparse.Namespace) -> dict[str, torch.nn.Module]:
