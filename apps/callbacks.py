@@ -90,8 +90,8 @@ class EMAWeights(EMAWeightAveraging):
     vocabulary embeddings and heads); its copy would hold the encoder only, average only that, and checkpoint a
     ``state_dict`` without the rest. Here the copy is made once the module is complete: at ``on_fit_start``, or
     when a resumed fit loads its checkpoint (which comes first), and kept in float32 (see ``_make_average``).
-    Everything else (swap for validation, averaged
-    weights as the checkpoint's ``state_dict``, the last weights kept for resuming) is Lightning's.
+    Everything else (swap for validation, averaged weights as the checkpoint's ``state_dict``, the last weights
+    kept for resuming) is Lightning's.
     """
 
     def __init__(self, decay: float = 0.999, update_every_n_steps: int = 1, update_starting_at_step: int | None = None,

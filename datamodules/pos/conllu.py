@@ -10,7 +10,7 @@ tags in a tag column (the other columns blank unless asked to keep them). ``spli
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -74,19 +74,20 @@ def split_feats(feats: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in feats.split("|"))
 
 
-def check_feats(feats: str, fail: Callable[[str], None]) -> None:
-    """Calls ``fail(message)`` unless ``feats`` is ``_`` or ``Name=Value`` items joined by ``|``, each name once
-    (a repeated name would silently keep one of its values: UD writes several values as ``Case=Acc,Nom``)."""
+def feats_problem(feats: str) -> str | None:
+    """What is wrong with a FEATS value, or None when it is ``_`` or ``Name=Value`` items joined by ``|``, each
+    name once (a repeated name would silently keep one of its values: UD writes several as ``Case=Acc,Nom``)."""
     if feats in ("_", ""):
-        return
+        return None
     names: set[str] = set()
     for item in feats.split("|"):
         if _FEATURE.fullmatch(item) is None:
-            fail(f"FEATS (column 6) must be _ or Name=Value items joined by |, got {feats!r} (item {item!r})")
+            return f"FEATS (column 6) must be _ or Name=Value items joined by |, got {feats!r} (item {item!r})"
         name = item.split("=", 1)[0]
         if name in names:
-            fail(f"FEATS (column 6) names {name} twice in {feats!r}: write several values as {name}=A,B")
+            return f"FEATS (column 6) names {name} twice in {feats!r}: write several values as {name}=A,B"
         names.add(name)
+    return None
 
 
 def join_feats(features: dict[str, str]) -> str:
@@ -172,8 +173,8 @@ def parse_conllu(text: str, name: str = "<string>", tagset: Tagset = "upos", req
         if require_tags and tag in ("", "_"):
             fail(lineno, f"{tagset.upper()} (column {column + 1}) of word {form!r} is {tag!r}: "
                          f"tagset={tagset} needs a tag on every word")
-        if require_tags:
-            check_feats(columns[5], lambda message: fail(lineno, message))
+        if require_tags and (problem := feats_problem(columns[5])):
+            fail(lineno, problem)
         words.append(form)
         tags.append(tag)
     finish()
