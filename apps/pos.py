@@ -19,7 +19,7 @@ from torch.export import Dim
 from torchmetrics.classification import MulticlassAccuracy
 
 from core import EdgeMask, Encoder, EncoderConfig, Full, LearnedPositions, Neighborhood2D, Pattern, sinusoidal_positions
-from datamodules.pos import IGNORE, PosVocab, collate
+from datamodules.pos import IGNORE, WORD_INPUTS, PosVocab, collate
 
 from .base import AttnLabModule, OptimConfig, ThroughputClock
 from .export import ExportSpec
@@ -70,6 +70,7 @@ class Tagger(AttnLabModule):
         char_kernel: width of the character convolution, or a list of widths (one convolution each)
         char_encoder: cnn (max over the word) or bilstm (the spelling read in both directions)
         suffix_dim: embed the word's endings (data.max_suffix) into this many numbers; 0 = off
+        stem_dim: embed each training lemma the word begins with (data.max_stems) into this many numbers; 0 = off
         aux_weight: weight of a second head's loss on data.aux_tagset's tags (training only); 0 = off
         columns_weight: weight of the losses of the other predicted columns (data.columns: xpos, feats)
         feats_head: FEATS as one class per whole string (whole) or one classifier per feature (factored); see
@@ -101,6 +102,7 @@ class Tagger(AttnLabModule):
         char_kernel: int | list[int] = 3,
         char_encoder: Literal["cnn", "bilstm"] = "cnn",
         suffix_dim: int = 0,
+        stem_dim: int = 0,
         aux_weight: float = 0.0,
         columns_weight: float = 1.0,
         feats_head: FeatsHead = "whole",
@@ -136,8 +138,8 @@ class Tagger(AttnLabModule):
             raise ValueError(f"model.char_encoder must be 'cnn' or 'bilstm', got {char_encoder!r}")
         if aux_weight < 0:
             raise ValueError(f"model.aux_weight must be >= 0, got {aux_weight}")
-        if suffix_dim < 0:
-            raise ValueError(f"model.suffix_dim must be >= 0, got {suffix_dim}")
+        if suffix_dim < 0 or stem_dim < 0:
+            raise ValueError(f"model.suffix_dim and model.stem_dim must be >= 0, got {suffix_dim} and {stem_dim}")
         if max_len < 2:
             raise ValueError(f"model.max_len must be >= 2, got {max_len}")
         self.position, self.max_len, self.encoder_kind, self.init_from = position, max_len, backbone, init_from
@@ -177,11 +179,15 @@ class Tagger(AttnLabModule):
         h, dim = self.hparams, self.encoder_config.dim
         self.features = WordFeatures(vocab, dim, h.word_dim, h.char_dim, h.char_channels, h.char_kernel,
                                      self.encoder_config.dropout, h.word_dropout, h.get("char_encoder", "cnn"),
-                                     h.get("suffix_dim", 0), h.get("word_dropout_by", "uniform"))
+                                     h.get("suffix_dim", 0), h.get("word_dropout_by", "uniform"),
+                                     h.get("stem_dim", 0))
         self.head = nn.Linear(dim, len(vocab.tags))
         if h.get("suffix_dim", 0) > 0 and self.features.suffixes is None:
             rank_zero_warn("model.suffix_dim > 0 but the vocabulary has no word endings (data.max_suffix: 0, or a "
                            "vocabulary saved before endings existed): the tagger runs without them")
+        if h.get("stem_dim", 0) > 0 and self.features.stems is None:
+            rank_zero_warn("model.stem_dim > 0 but the vocabulary has no lemma stems (data.max_stems: 0, or no "
+                           "LEMMA column in the training data): the tagger runs without them")
         if h.get("aux_weight", 0.0) > 0:
             if vocab.aux_tagset is None:
                 raise ValueError("model.aux_weight > 0 needs tags of a second column: set data.aux_tagset "
@@ -217,7 +223,8 @@ class Tagger(AttnLabModule):
         if self.features is None:
             raise RuntimeError("Tagger has no vocabulary yet: train it (attnlab fit) or load a checkpoint")
         mask = batch["mask"]
-        x = self.drop(self.features(batch["words"], batch["chars"], batch["shapes"], batch.get("suffixes")))
+        x = self.drop(self.features(batch["words"], batch["chars"], batch["shapes"], batch.get("suffixes"),
+                                    batch.get("stems")))
         x = self._encode_lstm(x, mask) if self.lstm is not None else self._encode_windows(x, mask)
         return self.drop(x)
 
@@ -369,10 +376,11 @@ class Tagger(AttnLabModule):
         picks = torch.randint(0, len(words), (batch, length), generator=generator).tolist()
         sentences = [[words[i] for i in row[: length - (k % 2) * (length // 2)]] for k, row in enumerate(picks)]
         encoded = collate([(i, self.vocab.encode(s)) for i, s in enumerate(sentences)])
-        inputs = {k: encoded[k] for k in ("words", "chars", "shapes", "suffixes", "mask") if k in encoded}
+        inputs = {k: encoded[k] for k in (*WORD_INPUTS, "mask") if k in encoded}
         dims = {k: {d: Dim.DYNAMIC if d < 2 else Dim.AUTO for d in range(v.dim())} for k, v in inputs.items()}
         notes = {"inputs": "batch: dict of words, shapes, mask (B, L), chars (B, L, C) and, with word endings, "
-                           "suffixes (B, L, S): datamodules.pos.collate of pos_vocab.encode(sentence)",
+                           "suffixes (B, L, S) and, with lemma stems, stems (B, L, M): datamodules.pos.collate of "
+                           "pos_vocab.encode(sentence)",
                  "outputs": "logits (B, L, tags); tag names: pos_vocab tags (ids 0, 1: <pad>, <unk>)"}
         return ExportSpec(self, (inputs,), {"batch": dims}, notes)
 

@@ -79,11 +79,14 @@ class WordFeatures(nn.Module):
     (Kiperwasser & Goldberg 2016): rare words, the ones most like unseen test words, are dropped often, frequent
     ones (whose embeddings carry their ambiguity) seldom.
     ``suffix_dim``: size of the sum of the embeddings of a word's endings (``PosVocab.suffixes``); 0: unused.
+    ``stem_dim``: size of the embedding of each training lemma the word begins with (``PosVocab.stems``, the
+    longest first, one slot each, concatenated so the longest keeps its place); 0: unused.
     """
 
     def __init__(self, vocab: PosVocab, dim: int, word_dim: int, char_dim: int, char_channels: int,
                  char_kernel: int | Sequence[int], dropout: float, word_dropout: float,
-                 char_encoder: str = "cnn", suffix_dim: int = 0, word_dropout_by: str = "uniform") -> None:
+                 char_encoder: str = "cnn", suffix_dim: int = 0, word_dropout_by: str = "uniform",
+                 stem_dim: int = 0) -> None:
         super().__init__()
         self.word = nn.Embedding(len(vocab.words), word_dim, padding_idx=0)
         self.chars = (CharCNN(len(vocab.chars), char_dim, char_channels, char_kernel) if char_encoder == "cnn"
@@ -91,7 +94,10 @@ class WordFeatures(nn.Module):
         self.suffixes = (nn.EmbeddingBag(len(vocab.suffixes), suffix_dim, mode="sum", padding_idx=0)
                          if suffix_dim > 0 and vocab.max_suffix > 0 else None)
         suffix_dim = suffix_dim if self.suffixes is not None else 0
-        self.proj = nn.Linear(word_dim + self.chars.out_channels + suffix_dim + len(SHAPES), dim)
+        self.stems = (nn.Embedding(len(vocab.stems), stem_dim, padding_idx=0)
+                      if stem_dim > 0 and vocab.max_stems > 0 else None)
+        stems_width = stem_dim * vocab.max_stems if self.stems is not None else 0
+        self.proj = nn.Linear(word_dim + self.chars.out_channels + suffix_dim + stems_width + len(SHAPES), dim)
         self.drop = nn.Dropout(dropout)
         self.word_dropout = word_dropout
         drop = torch.zeros(len(vocab.words))  # per word id; <pad> and <unk> never
@@ -105,7 +111,8 @@ class WordFeatures(nn.Module):
             drop[2:] = word_dropout
         self.register_buffer("drop_prob", drop, persistent=False)  # rebuilt from the vocabulary, not saved
 
-    def forward(self, words: Tensor, chars: Tensor, shapes: Tensor, suffixes: Tensor | None = None) -> Tensor:
+    def forward(self, words: Tensor, chars: Tensor, shapes: Tensor, suffixes: Tensor | None = None,
+                stems: Tensor | None = None) -> Tensor:
         if self.training and self.word_dropout > 0:
             drop = torch.rand(words.shape, device=words.device) < self.drop_prob[words]
             words = words.masked_fill(drop, 1)  # 1 = <unk>
@@ -114,5 +121,9 @@ class WordFeatures(nn.Module):
             if suffixes is None:
                 raise ValueError("this tagger embeds word endings: the batch needs 'suffixes' (PosVocab.encode)")
             parts.append(self.suffixes(suffixes.flatten(0, 1)).view(*words.shape, -1))
+        if self.stems is not None:
+            if stems is None:
+                raise ValueError("this tagger embeds lemma stems: the batch needs 'stems' (PosVocab.encode)")
+            parts.append(self.stems(stems).flatten(-2))
         x = torch.cat([*parts, shapes.to(self.proj.weight.dtype)], dim=-1)
         return self.proj(self.drop(x))

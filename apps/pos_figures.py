@@ -9,6 +9,8 @@ from typing import Any
 
 from torch import Tensor
 
+from datamodules.pos import WORD_INPUTS
+
 from .plotting import MAX_TOKENS, MIN_TOKENS, pick, relative_tables, token_heatmaps
 
 
@@ -20,8 +22,8 @@ def draw_tagger(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, exampl
     lengths = mask.sum(1).tolist()
     i = pick(lengths, example, lo=MIN_TOKENS, hi=min(MAX_TOKENS, model.max_len))
     n = lengths[i]
-    one = {k: v[i:i + 1, :n] for k, v in batch.items() if k in ("words", "chars", "shapes", "suffixes", "mask")}
-    x = model.features(one["words"], one["chars"], one["shapes"], one.get("suffixes"))
+    one = {k: v[i:i + 1, :n] for k, v in batch.items() if k in (*WORD_INPUTS, "mask")}
+    x = model.features(one["words"], one["chars"], one["shapes"], one.get("suffixes"), one.get("stems"))
     encoded, weights = model._encode(x, one["mask"], return_weights=True)
     tags = model.head(encoded)[0].argmax(-1).tolist()
     names = model.vocab.tag_names

@@ -22,7 +22,7 @@ from apps.speech import FrameClassifier, UtteranceClassifier
 from apps.vision import ViTClassifier
 from core import EdgeMask, EncoderConfig, Truncated
 from datamodules.graph import GraphData
-from datamodules.pos import SyntheticTreebank
+from datamodules.pos import PosVocab, SyntheticTreebank, parse_conllu
 from datamodules.speech import FeatureConfig, SpeechMeta
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +83,18 @@ def test_pos_bundles_the_vocabulary(tmp_path: Path) -> None:
     model.set_vocab(vocab)
     worst, meta = round_trip(model.eval(), tmp_path, sizes=[(3, 7), (1, 30)])
     assert worst < 1e-5 and meta["pos_vocab"]["tags"] == vocab.to_dict()["tags"]
+
+
+def test_pos_with_lemma_stems_exports(tmp_path: Path) -> None:
+    """A tagger that looks words up by their training lemmas (data.max_stems) exports with the stems as an input."""
+    lines = [f"{i}\t{form}\t{lemma}\tNOUN\t_\t_\t0\troot\t_\t_" for i, (form, lemma) in
+             enumerate([("evlerde", "ev"), ("evler", "ev"), ("kitabı", "kitap"), ("kitaplar", "kitap")], 1)]
+    vocab = PosVocab.build(parse_conllu("\n".join(lines) + "\n\n"), min_freq=1, max_stems=2)
+    model = Tagger(encoder=RELATIVE, word_dim=8, char_dim=4, char_channels=8, suffix_dim=4, stem_dim=4)
+    model.set_vocab(vocab)
+    assert model.features.stems is not None
+    worst, meta = round_trip(model.eval(), tmp_path, sizes=[(3, 7), (1, 30)])
+    assert worst < 1e-5 and meta["pos_vocab"]["stems"] == ["ev", "kitap"]
 
 
 def test_graph_dense_step_equals_the_edge_model(tmp_path: Path) -> None:

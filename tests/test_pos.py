@@ -30,6 +30,7 @@ from datamodules.pos import (
     parse_conllu,
     read_conllu,
     read_text,
+    word_stems,
     word_suffixes,
 )
 
@@ -182,6 +183,53 @@ def test_ending_embeddings_reach_the_tags() -> None:
     with pytest.warns(UserWarning, match="no word endings"):
         Tagger(encoder=TAGGER_ENCODER.replace(dim=32, depth=1, num_heads=2), word_dim=16, char_channels=16,
                suffix_dim=8).set_vocab(old)
+
+
+TURKISH = """\
+1\tEvlerimizde\tev\tNOUN\tNoun\t_\t0\troot\t_\t_
+2\tkitaplar\tkitap\tNOUN\tNoun\t_\t1\tnmod\t_\t_
+3\tgeldi\tgel\tVERB\tVerb\t_\t1\tconj\t_\t_
+4\ta\ta\tINTJ\tInterj\t_\t1\tdiscourse\t_\t_
+
+"""
+
+
+def test_lemma_stems_are_the_longest_training_lemmas_a_word_begins_with() -> None:
+    """data.max_stems: an unseen inflection finds the training lemmas it begins with, longest first, lower-cased
+    (one-letter lemmas never count); vocabularies saved before stems existed, or without lemmas, have none."""
+    train = parse_conllu(TURKISH)
+    vocab = PosVocab.build(train, min_freq=1, max_stems=2)
+    assert vocab.stems.itos[2:] == ["ev", "gel", "kitap"] and vocab.max_stems == 2
+    assert word_stems("kitaplarımızda", vocab.stems.stoi, 2) == ["kitap"]
+    assert word_stems("gelev", {"g", "ge", "gel", "gele", "gelev"}, 3) == ["gelev", "gele", "gel"]
+    ids = vocab.encode(["Gelecek", "evde", "okul", "Kitap"])["stems"]
+    assert ids.tolist() == [[vocab.stems.stoi["gel"], 0], [vocab.stems.stoi["ev"], 0], [0, 0],
+                            [vocab.stems.stoi["kitap"], 0]]
+    assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
+    before = PosVocab.from_dict({k: v for k, v in vocab.to_dict().items() if k not in ("stems", "max_stems")})
+    assert before.max_stems == 0 and collate([(0, before.encode(["evde", "a"]))])["stems"].shape == (1, 2, 0)
+    assert PosVocab.build(train, min_freq=1).max_stems == 0  # off unless asked for
+    with pytest.warns(UserWarning, match="no LEMMA"):
+        assert PosVocab.build([Sentence(["evde"], ["NOUN"])], max_stems=2).max_stems == 0
+
+
+def test_stem_embeddings_reach_the_tags() -> None:
+    """model.stem_dim: one embedding slot per looked-up lemma, concatenated into the word vector; the tagger's
+    output follows them, a batch without them is refused, and a vocabulary without stems is a warning."""
+    train = parse_conllu(TURKISH)
+    vocab = PosVocab.build(train, min_freq=1, max_stems=2)
+    small = {"encoder": TAGGER_ENCODER.replace(dim=32, depth=1, num_heads=2), "word_dim": 16, "char_channels": 16}
+    model = Tagger(**small, stem_dim=8)
+    model.set_vocab(vocab)
+    model.eval()
+    assert model.features.proj.in_features == 16 + 16 + 2 * 8 + len(SHAPES)
+    batch = collate([(0, vocab.encode(["evde", "kitaplar", "geldi"]))])
+    changed = dict(batch, stems=batch["stems"].flip(1))
+    assert not torch.allclose(model(batch), model(changed))
+    with pytest.raises(ValueError, match="stems"):
+        model({k: v for k, v in batch.items() if k != "stems"})
+    with pytest.warns(UserWarning, match="no lemma stems"):
+        Tagger(**small, stem_dim=8).set_vocab(PosVocab.build(train, min_freq=1))
 
 
 def test_second_tag_column_feeds_an_auxiliary_loss(tmp_path: Path) -> None:

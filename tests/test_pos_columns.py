@@ -180,6 +180,7 @@ def test_attnlab_test_agrees_with_the_official_scorer_on_the_written_file(tmp_pa
         parts[split].write_text("\n\n".join(text.split("\n\n")[:count]) + "\n\n", encoding="utf-8")
     common = ["--config", str(ROOT / "configs" / "pos" / "ud.yaml"), "--data.train", str(parts["train"]),
               "--data.dev", str(parts["dev"]), "--data.test", str(parts["test"]), "--trainer.max_steps", "40",
+              "--trainer.val_check_interval", "20",
               "--model.encoder.dim", "64", "--model.encoder.depth", "1", "--model.encoder.num_heads", "4",
               "--model.feats_head", feats_head, "--trainer.default_root_dir", str(tmp_path / "runs"), *QUIET]
     main(["fit", *common])

@@ -9,7 +9,7 @@ The names below are the package's public interface; configs and old checkpoints 
 """
 
 from ..batching import IGNORE
-from .batches import EncodedSentences, collate
+from .batches import WORD_INPUTS, EncodedSentences, collate
 from .conllu import (
     COLUMNS,
     FIELDS,
@@ -30,14 +30,14 @@ from .datamodule import PosDataModule
 from .synthetic import AMBIGUOUS, LEXICON, SyntheticTreebank, generate_sentence, make_synthetic
 from .tokenise import TOKENIZERS, Tokenizer, read_text, spacy_tokenizer, split_tokens, text_sentence, tokenize
 from .treebank import UDTreebank
-from .vocab import ABSENT, BOW, EOW, SHAPES, PosVocab, Vocab, word_shape, word_suffixes
+from .vocab import ABSENT, BOW, EOW, SHAPES, PosVocab, Vocab, word_shape, word_stems, word_suffixes
 
 __all__ = [
     "ABSENT", "AMBIGUOUS", "BOW", "COLUMNS", "Column", "EOW", "FIELDS", "UNIVERSAL_FEATURES", "universal_feats",
     "IGNORE", "LEXICON", "SHAPES", "TAGSETS", "TOKENIZERS",
     "ConlluError", "EncodedSentences", "PosDataModule", "PosVocab", "Sentence", "SyntheticTreebank", "Tagset",
-    "Tokenizer", "UDTreebank", "Vocab",
+    "Tokenizer", "UDTreebank", "Vocab", "WORD_INPUTS",
     "collate", "fill_tags", "generate_sentence", "join_feats", "make_synthetic", "parse_conllu", "read_conllu",
     "read_text", "spacy_tokenizer", "split_feats", "split_tokens", "text_sentence", "tokenize", "word_shape",
-    "word_suffixes",
+    "word_stems", "word_suffixes",
 ]

@@ -13,6 +13,10 @@ from ..batching import IGNORE
 from .conllu import Sentence
 from .vocab import SHAPES, PosVocab
 
+# What the tagger reads of an encoded batch (besides ``mask``): its input, as export and explain pass it on.
+WORD_INPUTS = ("words", "chars", "shapes", "suffixes", "stems")
+PER_WORD = ("words", "suffixes", "stems", "shapes", "known", "tags", "aux_tags", "columns", "ufeats", "features")
+
 
 def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
     """Pad a list of ``(index, encoded sentence)`` into a batch; ``mask`` is True on real words."""
@@ -24,6 +28,7 @@ def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
         "words": torch.zeros(batch, length, dtype=torch.long),
         "chars": torch.zeros(batch, length, width, dtype=torch.long),
         "suffixes": torch.zeros(batch, length, sentences[0]["suffixes"].size(1), dtype=torch.long),
+        "stems": torch.zeros(batch, length, sentences[0]["stems"].size(1), dtype=torch.long),
         "shapes": torch.zeros(batch, length, len(SHAPES), dtype=torch.bool),
         "known": torch.zeros(batch, length, dtype=torch.bool),
         "tags": torch.full((batch, length), IGNORE, dtype=torch.long),
@@ -34,7 +39,7 @@ def collate(items: list[tuple[int, dict[str, Tensor]]]) -> dict[str, Tensor]:
     }
     for i, s in enumerate(sentences):
         n, c = len(s["words"]), s["chars"].size(1)
-        for key in ("words", "suffixes", "shapes", "known", "tags", "aux_tags", "columns", "ufeats", "features"):
+        for key in PER_WORD:
             out[key][i, :n] = s[key]
         out["chars"][i, :n, :c] = s["chars"]
     out["mask"] = torch.arange(length)[None, :] < lengths[:, None]

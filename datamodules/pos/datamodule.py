@@ -42,6 +42,8 @@ class PosDataModule(BucketedSplits):
         max_word_chars: characters per word the character encoder reads (longer words: their first and last half)
         max_suffix: longest word ending (characters) with its own embedding (0: none)
         min_suffix_words: an ending is kept when at least this many distinct training words share it
+        max_stems: look a word up by the training lemmas (LEMMA column) it begins with, this many of them, the
+            longest first ("evlerimizde" -> "ev"): unseen inflections of seen lemmas (0: none)
         aux_tagset: the other tagset (upos|xpos) as an auxiliary target; null: none
         columns: other CoNLL-U columns predicted beside tagset, each by its own head, all trained together and
             written into the predicted CoNLL-U: xpos, feats (each FEATS string one class); a column the training
@@ -62,6 +64,7 @@ class PosDataModule(BucketedSplits):
         max_word_chars: int = 24,
         max_suffix: int = 4,
         min_suffix_words: int = 3,
+        max_stems: int = 0,
         aux_tagset: Tagset | None = None,
         columns: list[Column] | None = None,
         predict_path: str | None = None,
@@ -85,7 +88,10 @@ class PosDataModule(BucketedSplits):
         if max_suffix < 0 or min_suffix_words < 1:
             raise ValueError(f"data.max_suffix must be >= 0 and data.min_suffix_words >= 1, got {max_suffix} and "
                              f"{min_suffix_words}")
+        if max_stems < 0:
+            raise ValueError(f"data.max_stems must be >= 0, got {max_stems}")
         self.tagset, self.min_word_freq, self.max_word_chars = tagset, min_word_freq, max_word_chars
+        self.max_stems = max_stems
         if aux_tagset is not None and (aux_tagset not in TAGSETS or aux_tagset == tagset):
             raise ValueError(f"data.aux_tagset must be null or the other one of {TAGSETS} than data.tagset "
                              f"({tagset}), got {aux_tagset!r}")
@@ -123,10 +129,11 @@ class PosDataModule(BucketedSplits):
     def build_vocab(self) -> PosVocab:
         train = self._split("train")
         vocab = PosVocab.build(train, self.tagset, self.min_word_freq, self.max_word_chars, self.max_suffix,
-                               self.min_suffix_words, self.aux_tagset, self.columns)
+                               self.min_suffix_words, self.aux_tagset, self.columns, self.max_stems)
         rank_zero_info(f"vocabulary from {len(train)} training sentences: {len(vocab.words)} words "
                        f"(min_freq={self.min_word_freq}), {len(vocab.chars)} characters, "
                        f"{len(vocab.suffixes) - 2} endings of up to {self.max_suffix} characters, "
+                       + (f"{len(vocab.stems) - 2} lemmas as stems, " if vocab.max_stems else "") +
                        f"{len(vocab.tags) - 2} {self.tagset} tags"
                        + (f", {len(vocab.aux_tags) - 2} {self.aux_tagset} tags" if self.aux_tagset else "")
                        + "".join(f", {len(v) - 2} {name} values" for name, v in vocab.columns.items()))
