@@ -202,13 +202,15 @@ def test_lemma_stems_are_the_longest_training_lemmas_a_word_begins_with() -> Non
     assert vocab.stems.itos[2:] == ["ev", "gel", "kitap"] and vocab.max_stems == 2
     assert word_stems("kitaplarımızda", vocab.stems.stoi, 2) == ["kitap"]
     assert word_stems("gelev", {"g", "ge", "gel", "gele", "gelev"}, 3) == ["gelev", "gele", "gel"]
-    ids = vocab.encode(["Gelecek", "evde", "okul", "Kitap"])["stems"]
+    ids = vocab.encode(["Gelecek", "evde", "okul", "Kitap", "<unk>ev", "<pad>"])["stems"]
     assert ids.tolist() == [[vocab.stems.stoi["gel"], 0], [vocab.stems.stoi["ev"], 0], [0, 0],
-                            [vocab.stems.stoi["kitap"], 0]]
+                            [vocab.stems.stoi["kitap"], 0], [0, 0], [0, 0]]  # <pad> / <unk> are no lemmas
     assert PosVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
     before = PosVocab.from_dict({k: v for k, v in vocab.to_dict().items() if k not in ("stems", "max_stems")})
     assert before.max_stems == 0 and collate([(0, before.encode(["evde", "a"]))])["stems"].shape == (1, 2, 0)
     assert PosVocab.build(train, min_freq=1).max_stems == 0  # off unless asked for
+    dotted = parse_conllu("1\tİ\tİ\tNOUN\t_\t_\t0\troot\t_\t_\n2\tİpek\tİpek\tPROPN\t_\t_\t1\tflat\t_\t_\n\n")
+    assert PosVocab.build(dotted, max_stems=1).stems.itos[2:] == ["ipek"]  # "İ" lowers to one letter: no stem
     with pytest.warns(UserWarning, match="no LEMMA"):
         assert PosVocab.build([Sentence(["evde"], ["NOUN"])], max_stems=2).max_stems == 0
 

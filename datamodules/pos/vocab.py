@@ -158,8 +158,8 @@ class PosVocab:
             raise ValueError(f"data.aux_tagset={aux_tagset}: the training sentences have no {aux_tagset} column "
                              "values (CoNLL-U files only; '_' everywhere?)")
         counts = Counter(lower_form(w) for s in sentences for w in s.words)
-        lemmas = sorted({lower_form(lemma) for s in sentences for lemma in (s.column("lemma") or ())
-                         if lemma and len(lemma) >= 2}) if max_stems else []
+        lowered = {lower_form(lemma) for s in sentences for lemma in (s.column("lemma") or ()) if lemma}
+        lemmas = sorted(x for x in lowered if len(x) >= 2) if max_stems else []
         if max_stems and not lemmas:
             rank_zero_warn("data.max_stems > 0 but the training sentences have no LEMMA column values ('_' "
                            "everywhere, or not CoNLL-U): the tagger runs without lemma stems")
@@ -239,10 +239,15 @@ class PosVocab:
         ids = self.suffixes.ids(word_suffixes(word, self.max_suffix))
         return ids + [0] * (self.max_suffix - len(ids))
 
+    @cached_property
+    def _stem_set(self) -> frozenset[str]:
+        """The lemmas a word is looked up by: ``stems`` without ``<pad>`` / ``<unk>`` (a word "<unk>x" has none)."""
+        return frozenset(self.stems.itos[2:])
+
     def stem_ids(self, word: str) -> list[int]:
         """Ids of the training lemmas the (lower-cased) word begins with, longest first, 0-padded to
         ``max_stems``."""
-        ids = [self.stems.stoi[s] for s in word_stems(word, self.stems.stoi, self.max_stems)]
+        ids = [self.stems.stoi[s] for s in word_stems(word, self._stem_set, self.max_stems)]
         return ids + [0] * (self.max_stems - len(ids))
 
     def ufeats_map(self) -> Tensor:
