@@ -223,8 +223,7 @@ class Tagger(AttnLabModule):
         if self.features is None:
             raise RuntimeError("Tagger has no vocabulary yet: train it (attnlab fit) or load a checkpoint")
         mask = batch["mask"]
-        x = self.drop(self.features(batch["words"], batch["chars"], batch["shapes"], batch.get("suffixes"),
-                                    batch.get("stems")))
+        x = self.drop(self.features.embed(batch))
         x = self._encode_lstm(x, mask) if self.lstm is not None else self._encode_windows(x, mask)
         return self.drop(x)
 

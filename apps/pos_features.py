@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from datamodules.pos import SHAPES, PosVocab
+from datamodules.pos import SHAPES, WORD_INPUTS, PosVocab
 
 
 class CharCNN(nn.Module):
@@ -110,6 +110,11 @@ class WordFeatures(nn.Module):
         else:
             drop[2:] = word_dropout
         self.register_buffer("drop_prob", drop, persistent=False)  # rebuilt from the vocabulary, not saved
+
+    def embed(self, batch: dict[str, Tensor]) -> Tensor:
+        """The word vectors of a batch dict (``datamodules.pos.collate``): its ``WORD_INPUTS``, in ``forward``'s
+        order, the optional ones (endings, stems) None when the batch has none."""
+        return self(*(batch.get(key) for key in WORD_INPUTS))
 
     def forward(self, words: Tensor, chars: Tensor, shapes: Tensor, suffixes: Tensor | None = None,
                 stems: Tensor | None = None) -> Tensor:

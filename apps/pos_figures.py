@@ -23,7 +23,7 @@ def draw_tagger(model: Any, dm: Any, batch: dict[str, Tensor], out: Path, exampl
     i = pick(lengths, example, lo=MIN_TOKENS, hi=min(MAX_TOKENS, model.max_len))
     n = lengths[i]
     one = {k: v[i:i + 1, :n] for k, v in batch.items() if k in (*WORD_INPUTS, "mask")}
-    x = model.features(one["words"], one["chars"], one["shapes"], one.get("suffixes"), one.get("stems"))
+    x = model.features.embed(one)
     encoded, weights = model._encode(x, one["mask"], return_weights=True)
     tags = model.head(encoded)[0].argmax(-1).tolist()
     names = model.vocab.tag_names

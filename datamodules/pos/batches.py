@@ -13,7 +13,8 @@ from ..batching import IGNORE
 from .conllu import Sentence
 from .vocab import SHAPES, PosVocab
 
-# What the tagger reads of an encoded batch (besides ``mask``): its input, as export and explain pass it on.
+# What the tagger reads of an encoded batch (besides ``mask``), in the order of its word features' arguments
+# (``apps.pos_features.WordFeatures.forward``): its input, as export and explain pass it on.
 WORD_INPUTS = ("words", "chars", "shapes", "suffixes", "stems")
 PER_WORD = ("words", "suffixes", "stems", "shapes", "known", "tags", "aux_tags", "columns", "ufeats", "features")
 
