@@ -158,8 +158,10 @@ class PosVocab:
             raise ValueError(f"data.aux_tagset={aux_tagset}: the training sentences have no {aux_tagset} column "
                              "values (CoNLL-U files only; '_' everywhere?)")
         counts = Counter(lower_form(w) for s in sentences for w in s.words)
-        lemmas = sorted(x for x in {lower_form(lemma) for s in sentences for lemma in (s.column("lemma") or ())
-                                    if lemma} if len(x) >= 2) if max_stems else []
+        lemmas: list[str] = []
+        if max_stems:  # lower-cased first: a dotted capital I lowers to one letter, too short for a stem
+            lowered = {lower_form(lemma) for s in sentences for lemma in (s.column("lemma") or ()) if lemma}
+            lemmas = sorted(x for x in lowered if len(x) >= 2)
         if max_stems and not lemmas:
             rank_zero_warn("data.max_stems > 0 but the training sentences have no LEMMA column values ('_' "
                            "everywhere, or not CoNLL-U): the tagger runs without lemma stems")
