@@ -149,7 +149,9 @@ def main() -> None:
     done = load_record(args.record)
     with tempfile.TemporaryDirectory() as tmp:
         for fraction in args.fractions:
-            images = count_images(fraction, args.config)
+            # a recorded cell already knows the subset's size: --recorded_only then needs no data folder
+            images = next((r["images"] for (_, f, s), r in done.items() if (f, s) == (fraction, args.steps)),
+                          None) or count_images(fraction, args.config)
             for index, (name, model_args) in enumerate(models):
                 r = done.get((name, fraction, args.steps))
                 if r is None and args.recorded_only:
